@@ -1,0 +1,134 @@
+"""TREC CAsT-19 and CAsT-20 topics, rewrites and qrels as conversational query records."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from ..errors import UserError
+from .readers import field, read_json, read_trec_qrels, read_tsv_pairs
+
+# Topic numbers of each official topic file: a file from another year is refused.
+TOPIC_RANGES = {"cast19-train": range(1, 31), "cast19": range(31, 81), "cast20": range(81, 106)}
+
+
+class Cast19Query(NamedTuple):
+    """A CAsT-19 turn. `history` holds the previous raw utterances of the topic, oldest first."""
+
+    query_id: str
+    topic_number: int
+    turn_number: int
+    raw_utterance: str
+    manual_rewritten_utterance: Optional[str]
+    history: tuple[str, ...]
+
+    def default_text(self) -> str:
+        return self.raw_utterance
+
+
+class Cast20Query(NamedTuple):
+    """A CAsT-20 turn, with both rewrites and the canonical responses of this and previous turns."""
+
+    query_id: str
+    topic_number: int
+    turn_number: int
+    raw_utterance: str
+    manual_rewritten_utterance: str
+    automatic_rewritten_utterance: str
+    history: tuple[str, ...]
+    manual_canonical_result_id: str
+    automatic_canonical_result_id: str
+    history_manual_canonical_result_ids: tuple[str, ...]
+    history_automatic_canonical_result_ids: tuple[str, ...]
+
+    def default_text(self) -> str:
+        return self.raw_utterance
+
+
+def _topics(path: Path, year: str) -> list[dict]:
+    topics = read_json(path)
+    if not isinstance(topics, list):
+        raise UserError(f"{path}: expected a JSON list of topics")
+    allowed = TOPIC_RANGES[year]
+    seen: set[str] = set()
+    for index, topic in enumerate(topics):
+        where = f"{path}: topic #{index + 1}"
+        number = field(topic, "number", where)
+        if number not in allowed:
+            raise UserError(
+                f"{path}: topic {number} is not a {year} topic (expected {allowed.start}-{allowed.stop - 1}); "
+                "wrong year's topic file?"
+            )
+        for turn in field(topic, "turn", where):
+            query_id = f"{number}_{field(turn, 'number', f'{where} turn')}"
+            if query_id in seen:
+                raise UserError(f"{path}: duplicate query id {query_id}")
+            seen.add(query_id)
+            field(turn, "raw_utterance", f"{path}: turn {query_id}")
+    return topics
+
+
+def cast19_queries(topics_path: Path, rewrites_path: Path | None, year: str = "cast19") -> list[Cast19Query]:
+    """Parse a CAsT-19 topic JSON and (optionally) its manual-rewrite TSV (CRLF and non-ASCII tolerated)."""
+    rewrites = read_tsv_pairs(rewrites_path) if rewrites_path is not None else {}
+    queries = []
+    for topic in _topics(topics_path, year):
+        history: list[str] = []
+        for turn in topic["turn"]:
+            query_id = f"{topic['number']}_{turn['number']}"
+            raw = turn["raw_utterance"].strip()
+            queries.append(
+                Cast19Query(query_id, topic["number"], turn["number"], raw, rewrites.get(query_id), tuple(history))
+            )
+            history.append(raw)
+    if year == "cast19":
+        unknown = sorted(set(rewrites) - {query.query_id for query in queries})
+        if unknown:
+            raise UserError(f"{rewrites_path}: rewrites for unknown query ids, e.g. {', '.join(unknown[:3])}")
+        missing = [query.query_id for query in queries if query.manual_rewritten_utterance is None]
+        if missing:
+            raise UserError(f"{rewrites_path}: no manual rewrite for {len(missing)} turns, e.g. {missing[0]}")
+    return queries
+
+
+def cast20_queries(manual_path: Path, automatic_path: Path) -> list[Cast20Query]:
+    """Join the CAsT-20 manual and automatic topic files into one record per turn."""
+    automatic = {}
+    for topic in _topics(automatic_path, "cast20"):
+        for turn in topic["turn"]:
+            where = f"{automatic_path}: turn {topic['number']}_{turn['number']}"
+            automatic[f"{topic['number']}_{turn['number']}"] = (
+                field(turn, "automatic_rewritten_utterance", where).strip(),
+                field(turn, "automatic_canonical_result_id", where),
+            )
+    queries = []
+    for topic in _topics(manual_path, "cast20"):
+        history: list[str] = []
+        manual_ids: list[str] = []
+        automatic_ids: list[str] = []
+        for turn in topic["turn"]:
+            query_id = f"{topic['number']}_{turn['number']}"
+            where = f"{manual_path}: turn {query_id}"
+            if query_id not in automatic:
+                raise UserError(f"{automatic_path}: no turn {query_id}, which {manual_path} has")
+            automatic_text, automatic_id = automatic[query_id]
+            manual_id = field(turn, "manual_canonical_result_id", where)
+            raw = turn["raw_utterance"].strip()
+            queries.append(
+                Cast20Query(
+                    query_id,
+                    topic["number"],
+                    turn["number"],
+                    raw,
+                    field(turn, "manual_rewritten_utterance", where).strip(),
+                    automatic_text,
+                    tuple(history),
+                    manual_id,
+                    automatic_id,
+                    tuple(manual_ids),
+                    tuple(automatic_ids),
+                )
+            )
+            history.append(raw)
+            manual_ids.append(manual_id)
+            automatic_ids.append(automatic_id)
+    return queries

@@ -1,0 +1,103 @@
+"""The embedded default collection of `convdr/cast20/mini`: 1,426 real passages built from upstream files.
+
+- every judged passage whose text is in the CAsT-snippets CSVs (974);
+- every canonical passage of the extended CAsT-20 topic files not already included (254);
+- distractors: the MS MARCO passage sample (100, `MARCO_<pid>`) and the TREC CAR sample (98, `CAR_<para_id>`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .. import files
+from ..errors import UserError
+from .readers import field, read_json
+
+SNIPPET_FILES = [
+    f"cast-20/cast-snippets-2020/group-{group}_batch-{batch}_paragraph_regular.csv"
+    for group in "ABCDE"
+    for batch in range(1, 6)
+]
+EXTENDED_TOPICS = [
+    "cast-20/iai-ecir2023/2020_manual_evaluation_topics_v1.0_extended.json",
+    "cast-20/iai-ecir2023/2020_automatic_evaluation_topics_v1.0_extended.json",
+]
+MARCO_SAMPLE = "collection-samples/ms_marco_passage_sample.tsv"
+CAR_SAMPLE = "collection-samples/trec_car_paragraph_sample.cbor"
+BUILD_VERSION = 1
+
+
+def snippet_passages(path: Path) -> Iterator[tuple[str, str]]:
+    """(passage id, text) rows of one CAsT-snippets CSV."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for name in ("Input.passage_id", "Input.passage"):
+            if reader.fieldnames is None or name not in reader.fieldnames:
+                raise UserError(f"{path}:1: missing column '{name}'")
+        for row in reader:
+            yield row["Input.passage_id"], row["Input.passage"]
+
+
+def canonical_passages(path: Path) -> Iterator[tuple[str, str]]:
+    """(canonical result id, text) of every turn of an extended CAsT-20 topic file."""
+    for topic in read_json(path):
+        for turn in field(topic, "turn", str(path)):
+            where = f"{path}: turn {topic.get('number')}_{turn.get('number')}"
+            doc_id = turn.get("manual_canonical_result_id") or turn.get("automatic_canonical_result_id")
+            if doc_id is None:
+                raise UserError(f"{where}: missing field 'manual_canonical_result_id'/'automatic_canonical_result_id'")
+            yield doc_id, field(turn, "canonical_passage", where)
+
+
+def marco_passages(path: Path) -> Iterator[tuple[str, str]]:
+    """(`MARCO_<pid>`, text) from an MS MARCO `pid<TAB>text` file."""
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2 or not parts[0].isdigit():
+                raise UserError(f"{path}:{line_number}: expected 'pid<TAB>text'")
+            yield f"MARCO_{parts[0]}", parts[1]
+
+
+def car_passages(path: Path) -> Iterator[tuple[str, str]]:
+    """(`CAR_<para_id>`, text) from a TREC CAR paragraph cbor file."""
+    from trec_car.read_data import iter_paragraphs
+
+    with open(path, "rb") as handle:
+        try:
+            for paragraph in iter_paragraphs(handle):
+                yield f"CAR_{paragraph.para_id}", paragraph.get_text()
+        except Exception as error:  # trec-car-tools raises bare exceptions on malformed cbor
+            raise UserError(f"{path}: malformed TREC CAR cbor ({type(error).__name__}: {error})") from None
+
+
+def mini_passages() -> dict[str, str]:
+    """All passages of the mini collection; the first text seen for an id wins, sources in the order above."""
+    sources = [snippet_passages(files.resolve(name)) for name in SNIPPET_FILES]
+    sources += [canonical_passages(files.resolve(name)) for name in EXTENDED_TOPICS]
+    sources += [marco_passages(files.resolve(MARCO_SAMPLE)), car_passages(files.resolve(CAR_SAMPLE))]
+    passages: dict[str, str] = {}
+    for source in sources:
+        for doc_id, text in source:
+            passages.setdefault(doc_id, " ".join(text.split()))
+    return passages
+
+
+def mini_collection_dir() -> Path:
+    """A Pyserini JsonCollection folder holding the mini collection, built once into the cache."""
+    folder = files.home() / "collections" / f"cast20-mini-v{BUILD_VERSION}"
+    target = folder / "docs.jsonl"
+    if target.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    passages = mini_passages()
+    fd, tmp = tempfile.mkstemp(prefix=".docs.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        for doc_id in sorted(passages):
+            out.write(json.dumps({"id": doc_id, "contents": passages[doc_id]}, ensure_ascii=False) + "\n")
+    os.replace(tmp, target)
+    return folder
