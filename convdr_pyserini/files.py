@@ -89,7 +89,7 @@ def resolve(name: str, path: str | os.PathLike | None = None) -> Path:
             f"{name} not found: obtain it from {entry.url} and put it at {candidates[-1]}"
             + (f" or {candidates[0]}" if len(candidates) > 1 else "")
         )
-    return _download(entry, home() / "data" / name)
+    return download(entry, home() / "data" / name)
 
 
 def _verify(path: Path, entry: DataFile) -> None:
@@ -108,7 +108,8 @@ def _verify(path: Path, entry: DataFile) -> None:
         )
 
 
-def _download(entry: DataFile, target: Path) -> Path:
+def download(entry: DataFile, target: Path) -> Path:
+    """Download `entry` to `target`, verifying its sha256, renaming into place only when it matches."""
     where = f"put the file (sha256 {entry.sha256}) at {target} or under ${MIRROR_ENV}/{entry.name}"
     if os.environ.get(OFFLINE_ENV):
         raise UserError(f"{entry.name} not found offline; download {entry.url} and {where}")

@@ -36,7 +36,7 @@ CAST_QREL_DEFS = {
 
 class _Queries(BaseQueries):
     def __init__(self, load: Callable[[], list], cls: type):
-        self._load = functools.lru_cache(maxsize=1)(load)
+        self._load = load
         self._cls = cls
 
     def queries_iter(self):
@@ -54,7 +54,7 @@ class _Queries(BaseQueries):
 
 class _Qrels(BaseQrels):
     def __init__(self, load: Callable[[], list], definitions: dict[int, str]):
-        self._load = functools.lru_cache(maxsize=1)(load)
+        self._load = load
         self._definitions = definitions
 
     def qrels_iter(self):

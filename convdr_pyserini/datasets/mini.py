@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import files
+from ..collection.sources import car_paragraphs, marco_passages, normalize
 from ..errors import UserError
 from .readers import field, read_json
 
@@ -53,37 +54,18 @@ def canonical_passages(path: Path) -> Iterator[tuple[str, str]]:
             yield doc_id, field(turn, "canonical_passage", where)
 
 
-def marco_passages(path: Path) -> Iterator[tuple[str, str]]:
-    """(`MARCO_<pid>`, text) from an MS MARCO `pid<TAB>text` file."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 2 or not parts[0].isdigit():
-                raise UserError(f"{path}:{line_number}: expected 'pid<TAB>text'")
-            yield f"MARCO_{parts[0]}", parts[1]
-
-
-def car_passages(path: Path) -> Iterator[tuple[str, str]]:
-    """(`CAR_<para_id>`, text) from a TREC CAR paragraph cbor file."""
-    from trec_car.read_data import iter_paragraphs
-
-    with open(path, "rb") as handle:
-        try:
-            for paragraph in iter_paragraphs(handle):
-                yield f"CAR_{paragraph.para_id}", paragraph.get_text()
-        except Exception as error:  # trec-car-tools raises bare exceptions on malformed cbor
-            raise UserError(f"{path}: malformed TREC CAR cbor ({type(error).__name__}: {error})") from None
-
-
 def mini_passages() -> dict[str, str]:
     """All passages of the mini collection; the first text seen for an id wins, sources in the order above."""
     sources = [snippet_passages(files.resolve(name)) for name in SNIPPET_FILES]
     sources += [canonical_passages(files.resolve(name)) for name in EXTENDED_TOPICS]
-    sources += [marco_passages(files.resolve(MARCO_SAMPLE)), car_passages(files.resolve(CAR_SAMPLE))]
+    sources += [
+        ((record.doc_id, record.contents) for record in reader(files.resolve(name)))
+        for reader, name in ((marco_passages, MARCO_SAMPLE), (car_paragraphs, CAR_SAMPLE))
+    ]
     passages: dict[str, str] = {}
     for source in sources:
         for doc_id, text in source:
-            passages.setdefault(doc_id, " ".join(text.split()))
+            passages.setdefault(doc_id, normalize(text))
     return passages
 
 

@@ -87,9 +87,11 @@ def orquac_qrels(path: Path) -> list[TrecQrel]:
 
 def orquac_docs(path: Path) -> Iterator[OrquacDoc]:
     """Stream OR-QuAC `all_blocks.txt` (JSON lines {id, title, text})."""
-    for line_number, record in iter_json_lines(path):
-        where = f"{path}:{line_number}"
-        yield OrquacDoc(str(field(record, "id", where)), field(record, "title", where), field(record, "text", where))
+    from ..collection.sources import orquac_blocks
+
+    for record in orquac_blocks(path):
+        title, _, text = record.contents.partition("\n")
+        yield OrquacDoc(record.doc_id, title, text)
 
 
 def canard_queries(path: Path) -> list[QuacQuery]:

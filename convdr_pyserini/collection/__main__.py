@@ -1,0 +1,50 @@
+"""`python -m convdr_pyserini.collection {cast,orquac}`: prepare a passage collection as JsonCollection shards."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .._cli import cli_main
+from .build import DEFAULT_SHARD_SIZE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m convdr_pyserini.collection",
+        description="Write a passage collection as Pyserini JsonCollection shards ({\"id\", \"contents\"} lines) "
+        "with official ids, streaming in constant memory. An interrupted run resumes when run again.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    cast = commands.add_parser("cast", help="the CAsT-19/20 collection: MS MARCO passages and TREC CAR paragraphs")
+    cast.add_argument("--msmarco", required=True, type=Path, help="MS MARCO passage collection.tsv (pid<TAB>text)")
+    cast.add_argument("--car", required=True, type=Path, help="TREC CAR paragraphCorpus cbor (v2.0)")
+    cast.add_argument("--duplicates", required=True, type=Path, help="CAsT duplicate_list_v1.0.txt")
+    orquac = commands.add_parser("orquac", help="the OR-QuAC collection: all_blocks.txt")
+    orquac.add_argument("--blocks", required=True, type=Path, help="OR-QuAC all_blocks.txt (JSON lines id, title, text)")
+    for command, name in ((cast, "cast"), (orquac, "orquac")):
+        command.add_argument("--output", type=Path,
+                             help=f"output folder (default: $CONVDR_PYSERINI_HOME/collections/{name})")
+        command.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                             help=f"documents per .jsonl shard (default {DEFAULT_SHARD_SIZE:,})")
+    return parser
+
+
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> int:
+    from . import default_output, prepare_cast, prepare_orquac
+
+    output = args.output or default_output(args.command)
+    if args.command == "cast":
+        summary = prepare_cast(args.msmarco, args.car, args.duplicates, output, args.shard_size)
+    else:
+        summary = prepare_orquac(args.blocks, output, args.shard_size)
+    counts = summary["counts"]
+    excluded = sum(counts["excluded"].values())
+    print(f"{output}: {counts['documents']:,} documents in {counts['shards']} shards"
+          + (f" ({excluded:,} duplicates left out)" if excluded else ""), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Streaming readers of the upstream passage files, resumable at a byte offset, with errors naming file and line.
+
+Every reader yields `Record(doc_id, contents, end)` where `end` is the `Position` just after the record, so a
+reader restarted at `end` goes on with the next record. Contents have their whitespace collapsed to single
+spaces (tabs and newlines in CAR paragraphs become spaces, as in ConvDR's preprocessing).
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+from ..errors import UserError
+
+_PID = re.compile(r"^(?:MARCO_)?([0-9]+)$")
+_CBOR_BREAK = b"\xff"
+_CBOR_INDEFINITE_ARRAY = b"\x9f"
+_CAR_PARAGRAPHS_FILE_TYPE = 2
+
+
+class Position(NamedTuple):
+    """Where a reader stands in its file: bytes consumed and records (lines, paragraphs) consumed."""
+
+    offset: int = 0
+    number: int = 0
+
+
+class Record(NamedTuple):
+    doc_id: str
+    contents: str
+    end: Position
+
+
+def normalize(text: str) -> str:
+    """Collapse every run of whitespace (tabs, newlines included) to one space."""
+    return " ".join(text.split())
+
+
+def _binary_lines(path: Path, start: Position) -> Iterator[tuple[int, int, str]]:
+    """(line number, offset after the line, decoded line without its ending) from `start` on."""
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        handle.seek(start.offset)
+        offset, line_number = start
+        for raw in handle:
+            offset += len(raw)
+            line_number += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UserError(f"{path}:{line_number}: not UTF-8 text ({error.reason} at column {error.start + 1})") from None
+            yield line_number, offset, line.rstrip("\r\n")
+
+
+def marco_passages(path: Path, start: Position = Position()) -> Iterator[Record]:
+    """(`MARCO_<pid>`, text) of an MS MARCO `collection.tsv` (`pid<TAB>text` lines)."""
+    for line_number, offset, line in _binary_lines(path, start):
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit():
+            raise UserError(f"{path}:{line_number}: expected 'pid<TAB>text' (2 tab-separated columns, integer pid), got {line[:60]!r}")
+        yield Record(f"MARCO_{int(parts[0])}", normalize(parts[1]), Position(offset, line_number))
+
+
+def orquac_blocks(path: Path, start: Position = Position()) -> Iterator[Record]:
+    """(id, title + newline + text) of OR-QuAC `all_blocks.txt` (JSON lines `{"id", "title", "text"}`).
+
+    The title goes first on its own line, so that title and text can be told apart again.
+    """
+    for line_number, offset, line in _binary_lines(path, start):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            block = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(block, dict):
+            raise UserError(f"{where}: expected a JSON object {{id, title, text}}, got {type(block).__name__}")
+        values = []
+        for name in ("id", "title", "text"):
+            value = block.get(name)
+            if value is None:
+                raise UserError(f"{where}: missing field '{name}'")
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise UserError(f"{where}: field '{name}' is a {type(value).__name__}, expected a string")
+            values.append(str(value))
+        doc_id, title, text = values
+        yield Record(doc_id, f"{normalize(title)}\n{normalize(text)}", Position(offset, line_number))
+
+
+class _StrictReader:
+    """A file wrapper for the cbor decoder: a short read is an error instead of the decoder's endless loop."""
+
+    __slots__ = ("_handle", "_path")
+
+    def __init__(self, handle: io.BufferedReader, path: Path):
+        self._handle = handle
+        self._path = path
+
+    def read(self, size: int) -> bytes:
+        data = self._handle.read(size)
+        if len(data) != size:
+            raise UserError(f"{self._path}: truncated TREC CAR cbor (file ends inside an item at byte {self._handle.tell():,})")
+        return data
+
+
+def _car_items(path: Path, start: Position) -> Iterator[tuple[object, Position]]:
+    """(decoded cbor item, position after it) of each paragraph of a TREC CAR paragraph file."""
+    import cbor
+
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        strict = _StrictReader(handle, path)
+        first = None
+        if handle.peek(1):
+            first = _decode(cbor, strict, path, Position())
+        if not (isinstance(first, list) and first[:1] == ["CAR"]):
+            raise UserError(f"{path}: not a TREC CAR file (no 'CAR' header); expected paragraphCorpus cbor (v2.0)")
+        file_types = first[1] if len(first) > 1 and isinstance(first[1], list) else []
+        if _CAR_PARAGRAPHS_FILE_TYPE not in file_types:
+            raise UserError(f"{path}: a TREC CAR file of type {file_types}, not a paragraph file (type 2)")
+        if strict.read(1) != _CBOR_INDEFINITE_ARRAY:
+            raise UserError(f"{path}: malformed TREC CAR cbor (no paragraph list after the header)")
+        if start.offset > handle.tell():
+            handle.seek(start.offset)
+        number = start.number
+        while True:
+            head = handle.peek(1)[:1]
+            if not head or head == _CBOR_BREAK:
+                return
+            item = _decode(cbor, strict, path, Position(handle.tell(), number))
+            number += 1
+            yield item, Position(handle.tell(), number)
+
+
+def _decode(cbor, strict: _StrictReader, path: Path, at: Position):
+    try:
+        return cbor.load(strict)
+    except UserError:
+        raise
+    except Exception as error:  # the C decoder raises ValueError, EOFError and others on bad bytes
+        raise UserError(
+            f"{path}: malformed TREC CAR cbor at paragraph {at.number + 1:,} (byte {at.offset:,}): {error}"
+        ) from None
+
+
+def _paragraph(item, path: Path, end: Position):
+    from trec_car.read_data import Paragraph
+
+    try:
+        return Paragraph.from_cbor(item)
+    except Exception as error:  # trec-car-tools indexes into the decoded item without checks
+        raise UserError(
+            f"{path}: malformed TREC CAR paragraph {end.number:,} (ends at byte {end.offset:,}): "
+            f"{type(error).__name__}: {error}"
+        ) from None
+
+
+def car_paragraphs(path: Path, start: Position = Position()) -> Iterator[Record]:
+    """(`CAR_<para_id>`, text) of a TREC CAR paragraph cbor, read with trec-car-tools, in file order."""
+    for item, end in _car_items(path, start):
+        paragraph = _paragraph(item, path, end)
+        yield Record(f"CAR_{paragraph.para_id}", normalize(paragraph.get_text()), end)
+
+
+def car_paragraph_ids(path: Path) -> Iterator[tuple[str, Position]]:
+    """(para_id, position after it) of every paragraph of a TREC CAR cbor, in file order."""
+    for item, end in _car_items(path, Position()):
+        yield _paragraph(item, path, end).para_id, end
+
+
+def read_duplicates(path: Path) -> frozenset[str]:
+    """The MARCO ids to drop: every id listed after the colon of a CAsT `duplicate_list_v1.0.txt` line.
+
+    Lines read `MARCO_<pid>:MARCO_<dup>,MARCO_<dup>,...` (the list may be empty); the id before the colon
+    is kept. Ids may also be given without the `MARCO_` prefix. This is what ConvDR and ir_datasets drop.
+    """
+    drop: set[str] = set()
+    for line_number, _, line in _binary_lines(path, Position()):
+        if not line.strip():
+            continue
+        head, colon, tail = line.strip().partition(":")
+        matches = [_PID.match(doc_id.strip()) for doc_id in [head, *filter(None, tail.split(","))]]
+        if not colon or not all(matches):
+            raise UserError(f"{path}:{line_number}: expected 'MARCO_<pid>:MARCO_<pid>,MARCO_<pid>,...', got {line[:60]!r}")
+        drop.update(f"MARCO_{int(match.group(1))}" for match in matches[1:])
+    return frozenset(drop)

