@@ -45,7 +45,12 @@ def jvm():
     import jnius_config
 
     if not jnius_config.vm_running:
-        jnius_config.add_options(f"-Xmx{os.environ.get('CONVDR_PYSERINI_JAVA_HEAP', DEFAULT_HEAP)}")
+        jnius_config.add_options(
+            f"-Xmx{os.environ.get('CONVDR_PYSERINI_JAVA_HEAP', DEFAULT_HEAP)}",
+            # Lucene's MMapDirectory and memory segments: silence JDK 25's warnings about them on stderr.
+            "--enable-native-access=ALL-UNNAMED",
+            "--sun-misc-unsafe-memory-access=allow",
+        )
         jnius_config.add_classpath(str(anserini_jar()))
     import jnius
 

@@ -1,0 +1,1 @@
+"""Index builders: `python -m convdr_pyserini.index {lucene,dense,merge}`."""

@@ -1,0 +1,211 @@
+"""Dense index folders in Pyserini's layout: a faiss file `index`, a `docid` file and our `meta.json`.
+
+A flat inner-product index is written by streaming its vectors straight into faiss's own on-disk
+format (header, then float32 rows), so neither the builder nor the block searcher ever holds the
+whole matrix in memory, and `faiss.read_index` (hence Pyserini's `FaissSearcher`) reads the file as is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import UserError
+from ..files import sha256_of
+
+META = "meta.json"
+INDEX = "index"
+DOCID = "docid"
+FORMAT = "convdr_pyserini.dense/1"
+
+# faiss/impl/index_write.cpp: fourcc, then write_index_header (d:int32, ntotal:int64, two dummy int64
+# = 1 << 20, is_trained:bool, metric_type:int32), then the codes as (size:uint64, float32[size]).
+_FLAT_IP = b"IxFI"
+_HEADER = struct.Struct("<4siqqq?i")
+_SIZE = struct.Struct("<Q")
+_DUMMY = 1 << 20
+_METRIC_INNER_PRODUCT = 0
+FLAT_DATA_OFFSET = _HEADER.size + _SIZE.size
+
+
+def flat_header(dim: int, count: int) -> bytes:
+    """The bytes faiss writes before the vectors of an `IndexFlatIP` holding `count` rows."""
+    return _HEADER.pack(_FLAT_IP, dim, count, _DUMMY, _DUMMY, True, _METRIC_INNER_PRODUCT) + _SIZE.pack(count * dim)
+
+
+def read_flat_header(path: Path) -> tuple[int, int] | None:
+    """(dim, count) of a flat inner-product faiss file, or None for any other faiss index type."""
+    with open(path, "rb") as handle:
+        head = handle.read(FLAT_DATA_OFFSET)
+    if len(head) < FLAT_DATA_OFFSET or head[:4] != _FLAT_IP:
+        return None
+    _, dim, count, _, _, _, metric = _HEADER.unpack(head[: _HEADER.size])
+    (size,) = _SIZE.unpack(head[_HEADER.size:])
+    if metric != _METRIC_INNER_PRODUCT or size != dim * count:
+        return None
+    expected = FLAT_DATA_OFFSET + 4 * size
+    if path.stat().st_size != expected:
+        raise UserError(f"{path}: truncated or corrupt flat index ({path.stat().st_size} bytes, expected {expected})")
+    return dim, count
+
+
+class FlatWriter:
+    """Append float32 rows to a flat faiss file; `finish()` writes the final row count into the header.
+
+    Opening an existing file resumes it: rows past `keep_rows` (written before a crash but never
+    recorded as done) are cut off.
+    """
+
+    def __init__(self, path: Path, dim: int, keep_rows: int = 0):
+        self.path, self.dim, self.rows = path, dim, keep_rows
+        if keep_rows == 0:
+            path.write_bytes(flat_header(dim, 0))
+        self._handle = open(path, "r+b")
+        self._handle.truncate(FLAT_DATA_OFFSET + 4 * dim * keep_rows)
+        self._handle.seek(0, os.SEEK_END)
+
+    def append(self, vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"expected (n, {self.dim}) vectors, got {vectors.shape}")
+        self._handle.write(vectors.tobytes())
+        self.rows += len(vectors)
+
+    def sync(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def finish(self) -> None:
+        self._handle.seek(0)
+        self._handle.write(flat_header(self.dim, self.rows))
+        self.sync()
+        self._handle.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class DocidTable:
+    """The `docid` file as one byte string plus line offsets: far smaller than a list of str."""
+
+    def __init__(self, path: Path):
+        self._blob = path.read_bytes()
+        if self._blob and not self._blob.endswith(b"\n"):
+            self._blob += b"\n"
+        ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 10)
+        self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
+        self._ends = ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def get(self, rows) -> list[str]:
+        """Docids of the given row numbers, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        blob = self._blob
+        return [blob[s:e].decode("utf-8").rstrip() for s, e in zip(self._starts[rows].tolist(), self._ends[rows].tolist())]
+
+
+@dataclass
+class DenseIndexDir:
+    """An opened dense index folder (checked: readable faiss file, docid count == vector count)."""
+
+    path: Path
+    meta: dict
+    dim: int
+    count: int
+    flat: bool
+    docids: DocidTable
+
+    def vector_blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float32 block) of a flat index, read `block_rows` rows at a time."""
+        if not self.flat:
+            raise ValueError("vector_blocks needs a flat index")
+        with open(self.path / INDEX, "rb") as handle:
+            for start in range(0, self.count, block_rows):
+                rows = min(block_rows, self.count - start)
+                handle.seek(FLAT_DATA_OFFSET + 4 * self.dim * start)
+                block = np.fromfile(handle, dtype=np.float32, count=rows * self.dim)
+                yield start, block.reshape(rows, self.dim)
+
+    def read_faiss(self):
+        """The whole faiss index in memory (needed for HNSW and other non-flat types)."""
+        import faiss
+
+        return faiss.read_index(str(self.path / INDEX))
+
+
+def open_index_dir(path: str | os.PathLike) -> DenseIndexDir:
+    """Open and validate a dense index folder; bad folders raise a one-line `UserError`."""
+    path = Path(path)
+    index_file, docid_file = path / INDEX, path / DOCID
+    for needed in (index_file, docid_file):
+        if not needed.is_file():
+            raise UserError(f"{path} is not a dense index: missing {needed.name} file")
+    meta = read_meta(path)
+    header = read_flat_header(index_file)
+    if header is not None:
+        dim, count = header
+    else:
+        import faiss
+
+        try:
+            index = faiss.read_index(str(index_file))
+        except RuntimeError as error:
+            raise UserError(f"{index_file}: not a readable faiss index ({str(error).splitlines()[0]})") from None
+        dim, count = index.d, index.ntotal
+        del index
+    docids = DocidTable(docid_file)
+    if len(docids) != count:
+        raise UserError(f"{path}: docid file has {len(docids)} ids but the faiss index has {count} vectors")
+    return DenseIndexDir(path, meta, dim, count, header is not None, docids)
+
+
+def read_meta(path: Path) -> dict:
+    """meta.json of an index folder ({} when absent, e.g. an index built by Pyserini itself)."""
+    meta_file = path / META
+    if not meta_file.is_file():
+        return {}
+    try:
+        return json.loads(meta_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{meta_file}: invalid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    """Write meta.json with the checksums of the index and docid files added."""
+    meta = dict(meta, checksums={name: "sha256:" + sha256_of(path / name) for name in (INDEX, DOCID)})
+    tmp = path / f".{META}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path / META)
+
+
+def shard_dirs(path: Path) -> list[Path]:
+    """Index folders a path stands for: itself, or the `shard-*` pieces of a sharded build."""
+    if (path / INDEX).is_file():
+        return [path]
+    pieces = sorted(p for p in path.glob("shard-*-of-*") if (p / INDEX).is_file())
+    if not pieces:
+        raise UserError(f"{path} is not a dense index: no index file and no shard-*-of-* pieces")
+    return pieces
+
+
+def shard_name(shard: int, shards: int) -> str:
+    return f"shard-{shard}-of-{shards}"
+
+
+def build_hnsw(flat: DenseIndexDir, target: Path, m: int, ef_construction: int, block_rows: int = 65536) -> None:
+    """Write an HNSW (inner product) faiss index of a flat index's vectors, read block by block."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(flat.dim, m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    index.hnsw.efSearch = ef_construction
+    for _, block in flat.vector_blocks(block_rows):
+        index.add(block)
+    faiss.write_index(index, str(target))

@@ -1,0 +1,197 @@
+"""Dense search: exact top-k with docid tie-breaking across blocks and shards, the search CLI with
+`--encoder` (raw, manual, man_can, --cv) on real CAsT-20 topics, bad indexes, and the CV fold rule.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convdr_pyserini.folds import fold_of, folds, topic_file_order
+from convdr_pyserini.index import faiss_io
+from convdr_pyserini.index.__main__ import main as index_main
+from convdr_pyserini.search.__main__ import main as search_main
+from convdr_pyserini.search.dense import DenseSearcher
+
+MINI = "convdr/cast20/mini"
+
+
+def write_index(folder: Path, vectors: np.ndarray, docids: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    writer = faiss_io.FlatWriter(folder / faiss_io.INDEX, vectors.shape[1])
+    writer.append(vectors)
+    writer.finish()
+    (folder / faiss_io.DOCID).write_text("".join(docid + "\n" for docid in docids))
+    return folder
+
+
+def brute_force(vectors, docids, queries, k):
+    scores = (vectors.astype(np.float64) @ queries.astype(np.float64).T).astype(np.float32).T
+    return [sorted(zip(docids, row.tolist()), key=lambda hit: (-hit[1], hit[0]))[:k] for row in scores]
+
+
+@pytest.fixture(scope="module")
+def tied_collection(tmp_path_factory):
+    """300 vectors, a third of them exact duplicates (exact ties), in one flat index and in 3 pieces."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((200, 16)).astype(np.float32)
+    vectors = np.concatenate([base, base[rng.choice(200, 100)]])
+    order = rng.permutation(300)
+    vectors = vectors[order]
+    docids = [f"doc{rng.integers(10**6):06d}_{i}" for i in range(300)]
+    root = tmp_path_factory.mktemp("tied")
+    flat = write_index(root / "flat", vectors, docids)
+    pieces = [write_index(root / f"piece{i}", vectors[i::3], docids[i::3]) for i in range(3)]
+    queries = np.concatenate([rng.standard_normal((20, 16)), vectors[:5]]).astype(np.float32)
+    return vectors, docids, flat, pieces, queries
+
+
+@pytest.mark.parametrize("k", [1, 10, 45, 400])
+def test_exact_top_k_with_docid_ties_in_blocks_and_shards(tied_collection, k):
+    vectors, docids, flat, pieces, queries = tied_collection
+    expected = brute_force(vectors, docids, queries, k)
+    assert DenseSearcher([flat]).search(queries, k) == expected
+    assert DenseSearcher([flat], block_rows=7).search(queries, k) == expected
+    assert DenseSearcher(pieces).search(queries, k) == expected
+    assert DenseSearcher(pieces[::-1], block_rows=13).search(queries, k) == expected
+    full = brute_force(vectors, docids, queries, len(docids))
+    assert any(len({score for _, score in hits}) < len(hits) for hits in full), "the data should hold exact ties"
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory, shared_data):
+    """A MiniLM index (short inputs) of the 64 first passages of the mini collection."""
+    from convdr_pyserini import datasets
+
+    source = datasets.collection_jsonl(MINI) / "docs.jsonl"
+    root = tmp_path_factory.mktemp("small_index")
+    with open(source, encoding="utf-8") as handle:
+        (root / "docs.jsonl").write_text("".join(next(handle) for _ in range(64)), encoding="utf-8")
+    output = root / "index"
+    assert index_main(["dense", "--collection", str(root), "--output", str(output), "--encoder", "minilm",
+                       "--max-length", "24"]) == 0
+    return output
+
+
+def read_run(path):
+    lines = [line.split() for line in Path(path).read_text().splitlines()]
+    run = {}
+    for qid, _, docid, rank, score, _ in lines:
+        run.setdefault(qid, []).append((docid, float(score), int(rank)))
+    return run
+
+
+def test_search_cli_matches_direct_computation(tmp_path, small_index):
+    from convdr_pyserini import datasets
+    from convdr_pyserini.encode import ConvDRQueryEncoder, conversational_input
+
+    output = tmp_path / "run.trec"
+    argv = ["--topics", MINI, "--encoder", "minilm", "--query", "raw", "--index", str(small_index),
+            "--hits", "10", "--output", str(output)]
+    assert search_main(argv) == 0
+    run = read_run(output)
+    records = list(datasets.load(MINI).queries_iter())
+    assert list(run) == [record.query_id for record in records] and len(run) == 216
+    encoder = ConvDRQueryEncoder("minilm", mode="raw")
+    embeddings = encoder.encode_batch([conversational_input(record, "raw") for record in records])
+    expected = DenseSearcher([small_index]).search(embeddings, 10)
+    for record, hits in zip(records, expected):
+        assert [docid for docid, _, _ in run[record.query_id]] == [docid for docid, _ in hits]
+        np.testing.assert_allclose([score for _, score, _ in run[record.query_id]], [s for _, s in hits], atol=1e-4)
+    sidecar = json.loads((tmp_path / "run.trec.json").read_text())
+    assert sidecar["query_type"] == "raw" and sidecar["encoder"] == "minilm"
+    first = output.read_bytes()
+    assert search_main(argv) == 0 and output.read_bytes() == first
+
+
+def test_cv_routes_each_fold_to_its_model(tmp_path, small_index):
+    from convdr_pyserini.encode import resolve_card
+
+    model = resolve_card("minilm").weights_location()
+    cv = tmp_path / "cv"
+    cv.mkdir()
+    for fold in range(5):
+        os.symlink(model, cv / f"fold-{fold}")
+    base = ["--topics", MINI, "--query", "manual", "--index", str(small_index), "--hits", "5", "--tag", "t"]
+    assert search_main([*base, "--encoder", str(model), "--output", str(tmp_path / "plain.trec")]) == 0
+    assert search_main([*base, "--encoder", "minilm", "--cv", str(cv), "--output", str(tmp_path / "cv.trec")]) == 0
+    # every fold holds the same weights, so routing the topics to their folds' models must not change the
+    # ranking (scores may move in the 6th decimal: the queries are encoded in other batches)
+    plain, routed = read_run(tmp_path / "plain.trec"), read_run(tmp_path / "cv.trec")
+    assert list(plain) == list(routed) and len(plain) == 216
+    for qid, hits in plain.items():
+        assert [docid for docid, _, _ in hits] == [docid for docid, _, _ in routed[qid]]
+        np.testing.assert_allclose([s for _, s, _ in hits], [s for _, s, _ in routed[qid]], atol=1e-5)
+    os.unlink(cv / "fold-3")
+    assert search_main([*base, "--encoder", "minilm", "--cv", str(cv), "--output", str(tmp_path / "x.trec")]) == 2
+
+
+def test_bad_indexes_exit_2(tmp_path, small_index, capsys):
+    rng = np.random.default_rng(0)
+    narrow = write_index(tmp_path / "narrow", rng.standard_normal((5, 16)).astype(np.float32), list("abcde"))
+    short = write_index(tmp_path / "short", rng.standard_normal((5, 384)).astype(np.float32), list("abcd"))
+    base = ["--topics", MINI, "--encoder", "minilm", "--query", "raw", "--output", str(tmp_path / "r.trec")]
+    for index, needle in [(narrow, "384-dimensional vectors but the index"), (short, "docid file has 4 ids"),
+                          (tmp_path, "is not a dense index")]:
+        capsys.readouterr()
+        assert search_main([*base, "--index", str(index)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not (tmp_path / "r.trec").exists()
+    capsys.readouterr()
+    assert search_main([*base, "--index", str(small_index), str(narrow)]) == 2
+    assert "different dimensions" in capsys.readouterr().err
+
+
+def test_fold_rule(shared_data):
+    assert [fold_of("convdr/cast20", topic, []) for topic in (81, 85, 86, 100, 105)] == [0, 0, 1, 3, 4]
+    order = topic_file_order("convdr/cast19/judged")
+    assert order == list(range(31, 81))
+    assert folds("convdr/cast19/judged", [31, 40, 41, 79]) == {31: 0, 40: 0, 41: 1, 79: 4}
+    assert folds("convdr/cast19/train", [1, 11, 30]) == {1: 0, 11: 1, 30: 2}
+
+
+# Measured with the full build below (MiniLM, max length 256), 208 judged queries; also in the README.
+MINI_DENSE = {"raw": {"nDCG@3": 0.4890, "RR(rel=2)": 0.6122, "R@100": 0.3101},
+              "manual": {"nDCG@3": 0.6342, "RR(rel=2)": 0.7765, "R@100": 0.3570}}
+
+
+@pytest.mark.slow
+def test_minilm_dense_retrieval_on_mini(tmp_path, shared_data):
+    """Build the MiniLM index of the whole mini collection and reproduce the README's dense numbers."""
+    import ir_measures
+    from ir_measures import RR, R, nDCG
+
+    from convdr_pyserini import datasets
+
+    index = tmp_path / "mini.minilm"
+    assert index_main(["dense", "--collection", MINI, "--encoder", "minilm", "--output", str(index)]) == 0
+    qrels = list(datasets.load(MINI).qrels_iter())
+    for query, expected in MINI_DENSE.items():
+        run_file = tmp_path / f"{query}.trec"
+        assert search_main(["--topics", MINI, "--encoder", "minilm", "--query", query, "--index", str(index),
+                            "--output", str(run_file)]) == 0
+        scores = ir_measures.calc_aggregate([nDCG @ 3, RR(rel=2), R @ 100], qrels,
+                                            list(ir_measures.read_trec_run(str(run_file))))
+        assert {str(m): round(v, 4) for m, v in scores.items()} == pytest.approx(expected, abs=1e-3)
+
+
+def test_canonical_responses_for_man_can(shared_data):
+    """man_can/auto_can inputs carry the previous turn's canonical passage, also for the full collection."""
+    from convdr_pyserini import datasets
+    from convdr_pyserini.encode import conversational_input
+    from convdr_pyserini.errors import UserError
+    from convdr_pyserini.search.dense import _response_lookup
+
+    class FullCollection:  # like convdr/cast20: a docstore too large to hold in memory
+        def docs_store(self):
+            raise UserError("too large")
+
+    mini = datasets.load(MINI)
+    record = next(q for q in mini.queries_iter() if q.query_id == "81_3")
+    previous = record.history_manual_canonical_result_ids[-1]
+    for dataset in (mini, FullCollection()):
+        text = _response_lookup(dataset)(previous)
+        assert text == mini.docs_store().get(previous).text and len(text) > 50
+        assert conversational_input(record, "man_can", _response_lookup(dataset))["responses"] == [text]
