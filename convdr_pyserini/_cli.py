@@ -40,6 +40,28 @@ def cli_main(build_parser: Callable) -> Callable:
     return decorate
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded_int(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded_int(text, 0, "an integer >= 0")
+
+
+def _bounded_int(text: str, minimum: int, expected: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, if the file `path` cannot be created."""
     path = Path(path)

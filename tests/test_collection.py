@@ -250,7 +250,7 @@ def _peak_rss_kb(tmp_path: Path, shared_data, copies: int) -> tuple[int, int]:
     _repeat_car(shared_data / CAR, car_path, copies)
     output = tmp_path / f"out-{copies}"
     code = ("import resource, sys; from convdr_pyserini.collection.__main__ import main; "
-            f"rc = main(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+            "rc = main(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
     args = _cast_args(shared_data, _duplicates(tmp_path, shared_data), output, "--shard-size", "5000",
                       marco=marco_path, car=car_path)
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)

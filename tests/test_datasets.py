@@ -10,6 +10,7 @@ import convdr_pyserini
 from convdr_pyserini import datasets, files
 from convdr_pyserini.datasets import __main__ as datasets_cli
 from convdr_pyserini.datasets import cast, mini, quac
+from convdr_pyserini.datasets.readers import read_trec_qrels
 from convdr_pyserini.collection.sources import car_paragraphs
 from convdr_pyserini.errors import UserError
 
@@ -220,7 +221,7 @@ def test_qrels_with_wrong_number_of_columns(tmp_path):
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("31_1 Q0 MARCO_1 1\n31_1 Q0 MARCO_2\n")
     with pytest.raises(UserError, match=r"qrels.txt:2: qrels line has 3 columns, expected 4"):
-        cast.read_trec_qrels(qrels)
+        read_trec_qrels(qrels)
 
 
 def test_malformed_cbor(tmp_path, shared_data):

@@ -18,6 +18,7 @@ from ir_datasets.formats import BaseDocs, BaseQrels, BaseQueries, GenericDoc
 from .. import files
 from ..errors import UserError
 from . import cast, mini, quac
+from .readers import read_trec_qrels
 
 NAMESPACE = "convdr"
 QUERY_FIELDS = {
@@ -172,9 +173,9 @@ def _definitions() -> dict[str, Dataset]:
         resolve("cast-20/2020_manual_evaluation_topics_v1.0.json"),
         resolve("cast-20/2020_automatic_evaluation_topics_v1.0.json"),
     )
-    qrels19 = lambda: cast.read_trec_qrels(resolve("cast-19/2019qrels.txt"))  # noqa: E731
-    qrels19_train = lambda: cast.read_trec_qrels(resolve("cast-19/train_topics_mod.qrel"))  # noqa: E731
-    qrels20 = lambda: cast.read_trec_qrels(resolve("cast-20/2020qrels.txt"))  # noqa: E731
+    qrels19 = lambda: read_trec_qrels(resolve("cast-19/2019qrels.txt"))  # noqa: E731
+    qrels19_train = lambda: read_trec_qrels(resolve("cast-19/train_topics_mod.qrel"))  # noqa: E731
+    qrels20 = lambda: read_trec_qrels(resolve("cast-20/2020qrels.txt"))  # noqa: E731
     cast_docs = _JsonCollectionDocs(_cast_collection_dir, in_memory=False)
     mini_docs = _JsonCollectionDocs(mini.mini_collection_dir, in_memory=True)
     orquac_docs = _OrquacDocs()

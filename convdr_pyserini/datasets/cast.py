@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..errors import UserError
-from .readers import field, read_json, read_trec_qrels, read_tsv_pairs
+from .readers import field, read_json, read_tsv_pairs
 
 # Topic numbers of each official topic file: a file from another year is refused.
 TOPIC_RANGES = {"cast19-train": range(1, 31), "cast19": range(31, 81), "cast20": range(81, 106)}

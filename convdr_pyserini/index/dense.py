@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .._cli import positive_int
 from ..errors import UserError
 from . import faiss_io
 
@@ -42,29 +43,19 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--collection", required=True, help="ir_datasets id (e.g. convdr/cast20/mini) or JsonCollection folder")
     parser.add_argument("--encoder", required=True, help="encoder card name, card file, model folder or checkpoint")
     parser.add_argument("--output", required=True, help="index folder to create, e.g. indexes/cast20-mini.minilm")
-    parser.add_argument("--batch-size", type=_positive, default=64, help="passages per forward pass (default 64)")
-    parser.add_argument("--max-length", type=_positive, default=None, help="passage token limit (default: the card's)")
-    parser.add_argument("--chunk-size", type=_positive, default=DEFAULT_CHUNK,
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="passages per forward pass (default 64)")
+    parser.add_argument("--max-length", type=positive_int, default=None, help="passage token limit (default: the card's)")
+    parser.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK,
                         help=f"passages per length-sorted, checkpointed chunk; also the shard unit (default {DEFAULT_CHUNK})")
     parser.add_argument("--fp16", action="store_true", help="half-precision encoding (CUDA only); vectors stay float32")
     parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                         help="build piece I of N (0-based) into OUTPUT/shard-I-of-N; join with `index merge`")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default cpu)")
-    parser.add_argument("--hnsw", nargs=2, type=_positive, metavar=("M", "EF"), default=None,
+    parser.add_argument("--hnsw", nargs=2, type=positive_int, metavar=("M", "EF"), default=None,
                         help="write an HNSW index (M links, efConstruction EF) instead of a flat one")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
     parser.set_defaults(func=run)
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _shard(text: str) -> tuple[int, int]:

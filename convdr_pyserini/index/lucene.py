@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .._cli import atomic_directory
+from .._cli import atomic_directory, positive_int
 from ..errors import UserError
 
 ANALYZER = "Anserini DefaultEnglishAnalyzer (Porter stemmer, Lucene English stopwords)"
@@ -32,21 +32,11 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--collection", required=True,
                         help="ir_datasets id (e.g. convdr/cast20/mini) or a JsonCollection folder of *.jsonl files")
     parser.add_argument("--output", required=True, help="index folder to create, e.g. indexes/cast20-mini")
-    parser.add_argument("--threads", type=_positive, default=min(4, os.cpu_count() or 1),
+    parser.add_argument("--threads", type=positive_int, default=min(4, os.cpu_count() or 1),
                         help="indexing threads (default: min(4, CPUs))")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
     parser.set_defaults(func=run)
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

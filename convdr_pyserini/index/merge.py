@@ -16,7 +16,8 @@ import numpy as np
 from .._cli import atomic_directory
 from ..errors import UserError
 from . import faiss_io
-from .dense import _positive, _shard_total
+from .._cli import positive_int
+from .dense import _shard_total
 
 # Settings every piece of one build shares (from meta.json).
 SHARED_SETTINGS = ("collection", "dimension", "max_length", "batch_size", "chunk_size", "fp16", "encoder_card")
@@ -32,7 +33,7 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--input", nargs="+", required=True,
                         help="piece folders, or the folder holding the shard-I-of-N pieces")
     parser.add_argument("--output", required=True, help="merged index folder to create")
-    parser.add_argument("--hnsw", nargs=2, type=_positive, metavar=("M", "EF"), default=None,
+    parser.add_argument("--hnsw", nargs=2, type=positive_int, metavar=("M", "EF"), default=None,
                         help="write an HNSW index (M links, efConstruction EF) instead of a flat one")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
     parser.set_defaults(func=run)

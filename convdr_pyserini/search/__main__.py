@@ -10,31 +10,11 @@ import contextlib
 import sys
 import time
 
-from .._cli import check_writable, cli_main
+from .._cli import check_writable, cli_main, non_negative_int, positive_int
 from ..errors import UserError
 from .bm25 import DEFAULT_B, DEFAULT_K1
 from .queries import QUERY_TYPES
 from .runs import OUTPUT_FORMATS, sidecar_path
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,28 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="query input: raw/manual/automatic/concat (BM25); raw/manual/automatic/no_res/"
                              "man_can/auto_can (dense)")
     parser.add_argument("--index", nargs="+", help="Lucene index folder (BM25); dense index folder(s) or shards")
-    parser.add_argument("--hits", type=_positive, default=1000, help="hits per query (default 1000)")
+    parser.add_argument("--hits", type=positive_int, default=1000, help="hits per query (default 1000)")
     parser.add_argument("--output", required=True, help="run file to write; its sidecar is <output>.json")
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="trec", help="run format (default trec)")
     parser.add_argument("--tag", help="run tag (default: describes the retriever, e.g. bm25-k1_0.82-b_0.68)")
-    parser.add_argument("--threads", type=_positive, default=1, help="search threads (default 1)")
-    parser.add_argument("--batch-size", type=_positive, default=None,
+    parser.add_argument("--threads", type=positive_int, default=1, help="search threads (default 1)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="queries per batch (BM25 default 256; dense: encoder batch, default 64)")
     sparse = parser.add_argument_group("BM25")
     sparse.add_argument("--k1", type=float, default=DEFAULT_K1, help=f"BM25 k1 (default {DEFAULT_K1}, CAsT convention)")
     sparse.add_argument("--b", type=float, default=DEFAULT_B, help=f"BM25 b (default {DEFAULT_B}, CAsT convention)")
     sparse.add_argument("--rm3", action="store_true", help="RM3 pseudo-relevance feedback (needs document vectors)")
-    sparse.add_argument("--fb-terms", type=_positive, default=10, help="RM3 expansion terms (default 10)")
-    sparse.add_argument("--fb-docs", type=_positive, default=10, help="RM3 feedback documents (default 10)")
+    sparse.add_argument("--fb-terms", type=positive_int, default=10, help="RM3 expansion terms (default 10)")
+    sparse.add_argument("--fb-docs", type=positive_int, default=10, help="RM3 feedback documents (default 10)")
     sparse.add_argument("--original-query-weight", type=float, default=0.5,
                         help="RM3 weight of the original query, in [0, 1] (default 0.5)")
-    sparse.add_argument("--concat-window", type=_non_negative, default=None,
+    sparse.add_argument("--concat-window", type=non_negative_int, default=None,
                         help="--query concat: previous utterances joined to the current one (default: all)")
     dense = parser.add_argument_group("dense")
     dense.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="encoder/search device (default cpu)")
     dense.add_argument("--truncate", choices=["convdr", "keep-current"], default=None,
                        help="how an over-long conversational input is cut (default: the encoder's)")
-    dense.add_argument("--max-concat-length", type=_positive, default=None,
+    dense.add_argument("--max-concat-length", type=positive_int, default=None,
                        help="token limit of the conversational input (default: the encoder's)")
     dense.add_argument("--cv", help="folder of per-fold encoders (fold-0, fold-1, ...): each topic is searched "
                                     "with the model that did not train on it")
