@@ -124,6 +124,7 @@ def download(entry: DataFile, target: Path) -> Path:
             raise UserError(
                 f"download of {entry.name} from {entry.url} has sha256 {actual}, expected {entry.sha256}; not used"
             )
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error

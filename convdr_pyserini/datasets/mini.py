@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from .. import files
+from .._cli import atomic_output
 from ..collection.sources import car_paragraphs, marco_passages, normalize
 from ..errors import UserError
 from .readers import field, read_json
@@ -75,11 +74,8 @@ def mini_collection_dir() -> Path:
     target = folder / "docs.jsonl"
     if target.is_file():
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
     passages = mini_passages()
-    fd, tmp = tempfile.mkstemp(prefix=".docs.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with atomic_output(target) as out:
         for doc_id in sorted(passages):
             out.write(json.dumps({"id": doc_id, "contents": passages[doc_id]}, ensure_ascii=False) + "\n")
-    os.replace(tmp, target)
     return folder
