@@ -1,0 +1,144 @@
+"""ConvDR's losses and optimisation loop (torch is imported here).
+
+* KD: MSE between the student's embedding of the conversational input and the frozen teacher's embedding
+  of the manual rewrite (ConvDR's `MSELoss` over the embedding entries).
+* Ranking: cross-entropy over the scores (inner products) of the positive and the negatives, whose
+  embeddings come from the frozen teacher's passage tower.
+* Multi-task: their sum.
+
+The teacher is frozen, so its embeddings are computed once, before training (`teacher_targets`). The loop
+is AdamW with gradient clipping at 1.0 and a constant learning rate (no warm-up schedule), as in ConvDR.
+Under `torchrun` every batch is split across the processes and the gradients are summed, so the effective
+batch size is `batch_size` whatever the number of devices.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+MAX_GRAD_NORM = 1.0
+
+
+@dataclass
+class Example:
+    """A training query: the student's input ids, its KD target, its ranking passages (rows of `passages`)."""
+
+    query_id: str
+    input_ids: list[int]
+    target: np.ndarray | None = None  # teacher embedding of the manual rewrite
+    passage_rows: list[int] | None = None  # positive first, then the negatives
+
+
+@dataclass
+class FitResult:
+    """Per-step losses (their average across processes) and per-epoch means."""
+
+    step_losses: list[float] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size): from torchrun's environment (process group started on first use), else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def batch_loss(student, examples: Sequence[Example], passages: torch.Tensor | None, use_kd: bool,
+               use_ranking: bool, normaliser: int) -> torch.Tensor:
+    """Sum over `examples` of their losses, divided by `normaliser` (the global batch size)."""
+    input_ids, attention_mask = student.pad([example.input_ids for example in examples])
+    embeddings = student.embed_queries(input_ids, attention_mask).float()
+    loss = embeddings.new_zeros(())
+    if use_kd:
+        targets = torch.as_tensor(np.stack([example.target for example in examples]), device=embeddings.device)
+        loss = loss + ((embeddings - targets) ** 2).mean(dim=1).sum()
+    if use_ranking:
+        rows = torch.as_tensor([example.passage_rows for example in examples], device=embeddings.device)
+        scores = torch.einsum("bd,bkd->bk", embeddings, passages[rows])
+        positives = torch.zeros(len(examples), dtype=torch.long, device=embeddings.device)
+        loss = loss + torch.nn.functional.cross_entropy(scores, positives, reduction="sum")
+    return loss / normaliser
+
+
+def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_size: int, seed: int,
+        use_kd: bool, use_ranking: bool, passages: np.ndarray | None = None, weight_decay: float = 0.0,
+        description: str = "training") -> FitResult:
+    """Train `student` (a DenseEncoder) in place; returns the losses. Deterministic given `seed` on CPU."""
+    from tqdm import tqdm
+
+    rank, world = distributed()
+    seed_everything(seed)
+    order_rng = random.Random(seed)
+    model = student.model
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                  weight_decay=weight_decay, eps=1e-8)
+    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking else None
+    result = FitResult()
+    steps_per_epoch = -(-len(examples) // batch_size)
+    model.train()
+    with tqdm(total=epochs * steps_per_epoch, desc=description, unit="step", disable=rank != 0,
+              dynamic_ncols=True) as bar:
+        for _ in range(epochs):
+            order = list(range(len(examples)))
+            order_rng.shuffle(order)
+            epoch_total = 0.0
+            for start in range(0, len(order), batch_size):
+                batch = [examples[i] for i in order[start:start + batch_size]]
+                local = batch[rank::world]
+                optimizer.zero_grad(set_to_none=True)
+                loss = batch_loss(student, local, passage_tensor, use_kd, use_ranking, len(batch)) if local \
+                    else torch.zeros((), device=student.device)
+                if local:
+                    loss.backward()
+                step_loss = _all_reduce(model, loss.detach(), world)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                optimizer.step()
+                result.step_losses.append(step_loss)
+                epoch_total += step_loss * len(batch)
+                bar.set_postfix(loss=f"{step_loss:.3e}")
+                bar.update(1)
+            result.epoch_losses.append(epoch_total / len(examples))
+    model.eval()
+    return result
+
+
+def _all_reduce(model: torch.nn.Module, loss: torch.Tensor, world: int) -> float:
+    """Sum gradients and the loss over processes (each holds its share of the batch loss)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+                dist.all_reduce(parameter.grad)
+        dist.all_reduce(loss)
+    return float(loss)
+
+
+def mean_kd_loss(student, examples: Sequence[Example], batch_size: int = 64) -> float:
+    """Mean KD loss (MSE) of `student` on `examples`, without gradients (held-out monitoring)."""
+    if not examples:
+        return float("nan")
+    vectors = student.encode_ids([example.input_ids for example in examples], tower="query", batch_size=batch_size)
+    targets = np.stack([example.target for example in examples])
+    return float(((vectors - targets) ** 2).mean())

@@ -1,0 +1,206 @@
+"""ConvDR training: KD steps, loss decrease, the shared fold rule, seeded determinism, negative mining,
+the CV output layout that `search --cv` reads, and the bad inputs (exit 2, one line, no output)."""
+import argparse
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from convdr_pyserini.datasets import load
+from convdr_pyserini.folds import folds, topic_file_order
+from convdr_pyserini.train.__main__ import main
+from convdr_pyserini.train.data import mine_negatives, read_ranking_data
+from test_encode import ance_state, write_transformers2_folder
+from test_convdr_inputs import write_tiny_roberta_tokenizer
+
+MINI = "convdr/cast20/mini"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny random ANCE (rdot_nll) checkpoint, fast enough to train on all 216 CAsT-20 queries."""
+    folder = tmp_path_factory.mktemp("tiny_ance")
+    vocab = write_tiny_roberta_tokenizer(folder)
+    return write_transformers2_folder(folder, ance_state(len(vocab)), len(vocab))
+
+
+@pytest.fixture(scope="module")
+def mini_queries():
+    return list(load(MINI).queries_iter())
+
+
+def state_of(model):
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def kd_examples(teacher, student, records, mode="no_res"):
+    from convdr_pyserini.encode import conversational_input
+    from convdr_pyserini.train.loop import Example
+
+    targets = teacher.encode_queries([record.manual_rewritten_utterance for record in records])
+    return [Example(record.query_id, student.query_token_ids(conversational_input(record, mode), mode), target)
+            for record, target in zip(records, targets)]
+
+
+def test_one_kd_step_changes_the_student_and_not_the_teacher(mini_queries):
+    from convdr_pyserini.encode import load_encoder
+    from convdr_pyserini.train.loop import fit
+
+    teacher, student = load_encoder("minilm"), load_encoder("minilm")
+    teacher_before, student_before = state_of(teacher.model), state_of(student.model)
+    examples = kd_examples(teacher, student, [q for q in mini_queries if q.turn_number > 2][:4])
+    result = fit(student, examples, epochs=1, lr=1e-4, batch_size=4, seed=1, use_kd=True, use_ranking=False)
+    assert len(result.step_losses) == 1 and result.step_losses[0] > 0
+    changed = [key for key, value in state_of(student.model).items() if not torch.equal(value, student_before[key])]
+    assert len(changed) > len(student_before) // 2
+    assert all(torch.equal(value, teacher_before[key]) for key, value in state_of(teacher.model).items())
+
+
+def test_kd_loss_decreases_on_a_tiny_set(mini_queries):
+    from convdr_pyserini.encode import load_encoder
+    from convdr_pyserini.train.loop import fit, mean_kd_loss
+
+    teacher, student = load_encoder("minilm"), load_encoder("minilm")
+    examples = kd_examples(teacher, student, [q for q in mini_queries if q.topic_number == 82][:8])
+    before = mean_kd_loss(student, examples)
+    result = fit(student, examples, epochs=5, lr=2e-4, batch_size=4, seed=7, use_kd=True, use_ranking=False)
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    assert mean_kd_loss(student, examples) < 0.5 * before
+
+
+def test_fold_rule_for_both_years():
+    cast20 = folds("convdr/cast20", range(81, 106))
+    assert cast20 == {topic: (topic - 81) // 5 for topic in range(81, 106)}
+    order = topic_file_order("convdr/cast19")
+    assert len(order) == 50
+    cast19 = folds("convdr/cast19", order)
+    assert [cast19[topic] for topic in order] == [position // 10 for position in range(50)]
+    # the judged subset keeps the full file's folds
+    judged = sorted({q.topic_number for q in load("convdr/cast19/judged").queries_iter()})
+    assert folds("convdr/cast19/judged", judged) == {topic: cast19[topic] for topic in judged}
+
+
+def test_cv_layout_cards_determinism_and_search_agree(tmp_path, tiny_model, mini_queries):
+    """5-fold CV on all 216 queries with a tiny model: fold-0..4 with cards; a rerun gives identical weights;
+    search --cv picks, for each topic, the fold model that did not train on it."""
+    import yaml
+
+    from convdr_pyserini.search.dense import _encoder_groups
+
+    outputs = [tmp_path / "a", tmp_path / "b"]
+    for output in outputs:
+        assert main(["--topics", MINI, "--teacher", str(tiny_model), "--epochs", "1", "--lr", "1e-3",
+                     "--cv", "5", "--seed", "3", "--output", str(output)]) == 0
+    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
+    for fold in range(5):
+        a, b = outputs[0] / f"fold-{fold}", outputs[1] / f"fold-{fold}"
+        assert digest(a / "model.safetensors") == digest(b / "model.safetensors")
+        card = yaml.safe_load((a / "encoder.yaml").read_text())
+        training = card["training"]
+        assert training["fold"] == fold and training["seed"] == 3 and training["loss"] == "kd"
+        assert training["heldout_topics"] == list(range(81 + 5 * fold, 86 + 5 * fold))
+        assert not set(training["train_topics"]) & set(training["heldout_topics"])
+        assert training["metrics"]["train_queries"] + training["metrics"]["heldout_queries"] == 216
+        assert (a / "losses.tsv").read_text().count("\n") == training["metrics"]["steps"] + 1
+    assert digest(outputs[0] / "fold-0" / "model.safetensors") != digest(outputs[0] / "fold-1" / "model.safetensors")
+    groups = _encoder_groups(argparse.Namespace(cv=str(outputs[0]), topics=MINI, encoder=None), mini_queries)
+    for model, positions in groups:
+        held_out = yaml.safe_load((tmp_path / model / "encoder.yaml").read_text())["training"]["heldout_topics"]
+        assert {mini_queries[i].topic_number for i in positions} == set(held_out)
+
+
+def fixed_run(path, dataset):
+    """A deterministic run over the mini collection: every doc, in an order fixed by a hash of (qid, docid)."""
+    doc_ids = sorted(doc.doc_id for doc in dataset.docs_iter())
+    with open(path, "w") as out:
+        for query in dataset.queries_iter():
+            order = sorted(doc_ids, key=lambda d: hashlib.md5(f"{query.query_id}/{d}".encode()).hexdigest())[:100]
+            out.writelines(f"{query.query_id} Q0 {d} {rank} {100 - rank} fixed\n" for rank, d in enumerate(order, 1))
+
+
+def test_negative_mining_is_deterministic(tmp_path):
+    dataset = load(MINI)
+    fixed_run(tmp_path / "run.trec", dataset)
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "seed2.jsonl"]
+    for path, seed in zip(files, ("42", "42", "2")):
+        assert main(["negatives", "--topics", MINI, "--run", str(tmp_path / "run.trec"), "--output", str(path),
+                     "--seed", seed]) == 0
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert files[0].read_bytes() != files[2].read_bytes()
+    in_collection = {doc.doc_id for doc in dataset.docs_iter()}
+    qrels = {}  # judged passages outside the mini collection are never chosen
+    for qrel in dataset.qrels_iter():
+        if qrel.doc_id in in_collection:
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+    examples = read_ranking_data(files[0])
+    assert len(examples) == sum(1 for judged in qrels.values() if max(judged.values()) > 0) > 150
+    for example in examples:
+        assert {example.positive, *example.negatives} <= in_collection
+        judged = qrels[example.query_id]
+        assert example.positive_grade == judged[example.positive] == max(judged.values())
+        assert len(example.negatives) == len(set(example.negatives)) == 9
+        assert all(judged.get(doc_id, 0) <= 0 for doc_id in example.negatives)
+        if sum(grade <= 0 for grade in judged.values()) >= 20:  # the pool is all judged non-relevant
+            assert all(doc_id in judged for doc_id in example.negatives)
+    # the sample of a query depends neither on the other queries nor on their order
+    run = {}
+    for line in open(tmp_path / "run.trec"):
+        run.setdefault(line.split()[0], []).append(line.split()[2])
+    ids = [example.query_id for example in examples]
+    reverse, _ = mine_negatives(ids[::-1], qrels, run, 42)
+    assert sorted(reverse, key=lambda e: e.query_id) == sorted(examples, key=lambda e: e.query_id)
+
+
+def ranking_file(path, negatives):
+    path.write_text('{"query_id": "81_1", "positive": "%s", "positive_grade": 2, "negatives": %s}\n'
+                    % (negatives[0], str(negatives[1:]).replace("'", '"')))
+    return path
+
+
+@pytest.mark.parametrize("case", ["kd_without_rewrites", "dimensions", "cv_folds", "missing_passage"])
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, tiny_model, capsys):
+    output = tmp_path / "model"
+    doc_ids = sorted(doc.doc_id for doc in load(MINI).docs_iter())[:10]
+    arguments = {
+        "kd_without_rewrites": ["--topics", "convdr/cast19/train", "--teacher", "minilm"],
+        "dimensions": ["--topics", MINI, "--teacher", "minilm", "--student-init", str(tiny_model)],
+        "cv_folds": ["--topics", MINI, "--teacher", str(tiny_model), "--cv", "30"],
+        "missing_passage": ["--topics", MINI, "--teacher", str(tiny_model), "--loss", "ranking", "--ranking-data",
+                            str(ranking_file(tmp_path / "rank.jsonl", doc_ids[:9] + ["NO_SUCH_PASSAGE"]))],
+    }[case]
+    assert main([*arguments, "--output", str(output)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    expected = {"kd_without_rewrites": "manual rewrites", "dimensions": "dimensional", "cv_folds": "fewer than folds",
+                "missing_passage": "NO_SUCH_PASSAGE"}[case]
+    assert len(error) == 1 and error[0].startswith("error:") and expected in error[0]
+    assert not output.exists()
+
+
+def test_ranking_loss_trains_on_mined_negatives(tmp_path, tiny_model):
+    """Multi-task (KD + ranking) on ranking data for a few real queries; the card records both losses."""
+    import yaml
+
+    dataset = load(MINI)
+    fixed_run(tmp_path / "run.trec", dataset)
+    assert main(["negatives", "--topics", MINI, "--run", str(tmp_path / "run.trec"),
+                 "--output", str(tmp_path / "rank.jsonl")]) == 0
+    lines = (tmp_path / "rank.jsonl").read_text().splitlines()[:12]
+    (tmp_path / "few.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["--topics", MINI, "--teacher", str(tiny_model), "--loss", "kd+ranking", "--ranking-data",
+                 str(tmp_path / "few.jsonl"), "--epochs", "2", "--output", str(tmp_path / "multi")]) == 0
+    training = yaml.safe_load((tmp_path / "multi" / "encoder.yaml").read_text())["training"]
+    assert training["loss"] == "kd+ranking" and training["metrics"]["train_queries"] == 12
+    assert np.isfinite(training["metrics"]["train_loss_last_epoch"])
+
+
+def test_help_imports_neither_torch_nor_pyserini():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom convdr_pyserini.train.__main__ import main\n"
+            "from convdr_pyserini.demo import main as demo\n"
+            "assert main(['--help']) == 0 and main(['negatives', '--help']) == 0 and demo(['--help']) == 0\n"
+            "print('torch' in sys.modules, 'pyserini' in sys.modules, 'jnius' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False False False"
