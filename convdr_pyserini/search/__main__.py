@@ -210,7 +210,8 @@ def _dense_meta(paths: list[str]) -> list[dict]:
 
 
 def _fuse(args, records):
-    from .fusion import RRF_K, read_run, reciprocal_rank_fusion
+    from .fusion import RRF_K, reciprocal_rank_fusion
+    from .runs import read_run
 
     runs = [read_run(path) for path in args.runs]
     fused = reciprocal_rank_fusion(runs, RRF_K, args.hits)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from .._cli import atomic_output
+from ..errors import UserError
 
 OUTPUT_FORMATS = ("trec", "msmarco", "openmatch")
 Results = Mapping[str, Iterable[tuple[str, float]]]
@@ -99,3 +100,30 @@ def package_versions() -> dict[str, str]:
     except UserError:
         pass
     return versions
+
+
+def read_run(path: str | os.PathLike) -> dict[str, list[tuple[str, float]]]:
+    """{query_id: [(docid, score), ...]} from a trec run (`qid Q0 docid rank score tag`) or an msmarco
+    run (`qid docid rank`, scored by -rank); a malformed line is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"run file {path} does not exist")
+    run: dict[str, list[tuple[str, float]]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                if len(fields) == 6:
+                    query_id, docid, score = fields[0], fields[2], float(fields[4])
+                elif len(fields) == 3:
+                    query_id, docid, score = fields[0], fields[1], -float(int(fields[2]))
+                else:
+                    raise ValueError(f"expected 6 (trec) or 3 (msmarco) fields, got {len(fields)}")
+            except ValueError as error:
+                raise UserError(f"{path}:{number}: not a run line ({error})") from None
+            run.setdefault(query_id, []).append((docid, score))
+    if not run:
+        raise UserError(f"run file {path} is empty")
+    return run

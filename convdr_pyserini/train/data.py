@@ -129,23 +129,10 @@ def read_ranking_data(path: str | Path) -> list[RankingExample]:
 
 
 def read_ranked_run(path: str | Path) -> dict[str, list[str]]:
-    """{query_id: docids by rank} of a TREC run (rank column order, then score, then docid)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"run file {path} does not exist")
-    hits: dict[str, list[tuple[int, float, str]]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise UserError(f"{path}:{number}: expected 6 columns (qid Q0 docid rank score tag), got {len(parts)}")
-            try:
-                hits.setdefault(parts[0], []).append((int(parts[3]), -float(parts[4]), parts[2]))
-            except ValueError:
-                raise UserError(f"{path}:{number}: rank {parts[3]!r} or score {parts[4]!r} is not a number") from None
-    return {query_id: [doc_id for _, _, doc_id in sorted(rows)] for query_id, rows in hits.items()}
+    """{query_id: docids by score descending, then docid ascending} of a run file."""
+    from ..search.runs import ranked, read_run
+
+    return {query_id: [doc_id for doc_id, _ in ranked(hits)] for query_id, hits in read_run(path).items()}
 
 
 def passage_lookup(collection: str) -> Callable[[Sequence[str]], dict[str, str]]:
