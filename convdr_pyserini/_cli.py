@@ -1,124 +1,164 @@
-"""Shared command-line plumbing: the `main(argv) -> int` wrapper and atomic output files."""
+"""Shared command-line plumbing: the `main(argv) -> int` wrapper, the argument parser and argument types.
+
+Every command behaves the same way: bad input is one `error:` line per problem on stderr and exit code 2;
+Ctrl-C prints `interrupted` and exits 130, SIGTERM exits 143, after the temporaries are removed (the
+writers clean up on any exception); `-q`/`-v` set how much the library logs; progress bars show only on a
+terminal.
+"""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
-import os
+import logging
+import math
+import shlex
+import signal
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import UserError
+from .errors import InvalidInput, UserError
+
+MAX_INT = 2**31 - 1  # Java's int: what Lucene and faiss take as a count
 
 
-def cli_main(build_parser: Callable) -> Callable:
-    """Turn `run(args) -> int | None` into `main(argv=None) -> int`.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every writer removes its temporaries."""
 
-    A `UserError` becomes one line on stderr and exit code 2, never a traceback.
-    """
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error reported as one `error:` line that points to `--help`."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log the package's messages to stderr: warnings with -q, info by default, debug with -v."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logger = logging.getLogger("convdr_pyserini")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_convdr_cli", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(message)s"))
+    handler._convdr_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def add_verbosity(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """`-q`/`-v` on a parser and its subcommands (given before or after the subcommand)."""
+    default = 0 if top else argparse.SUPPRESS
+    group = parser.add_argument_group("output")
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
+                       help="only warnings and errors on stderr")
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
+                       help="more detail on stderr")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in dict.fromkeys(action.choices.values()):
+                add_verbosity(subparser, top=False)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report(error: UserError) -> int:
+    """Print a UserError (each problem of an InvalidInput) as `error:` lines; returns exit code 2."""
+    problems = error.problems if isinstance(error, InvalidInput) else [str(error)]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2
+
+
+def cli_main(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable:
+    """Turn `run(args) -> int | None` into `main(argv=None) -> int` with the behaviour described above."""
 
     def decorate(run: Callable) -> Callable:
         @functools.wraps(run)
         def main(argv: list[str] | None = None) -> int:
             parser = build_parser()
+            add_verbosity(parser)
+            words = sys.argv[1:] if argv is None else list(argv)
             try:
-                args = parser.parse_args(argv)
+                args = parser.parse_args(words)
             except SystemExit as exit_:
                 return int(exit_.code or 0)
-            try:
-                return int(run(args) or 0)
-            except UserError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-            except KeyboardInterrupt:
-                print("interrupted", file=sys.stderr)
-                return 130
+            args.command_line = shlex.join(["python", "-m", parser.prog.split()[-1], *words])
+            configure_logging(args.verbosity)
+            with _terminate_as_interrupt():
+                try:
+                    return int(run(args) or 0)
+                except UserError as error:
+                    return report(error)
+                except KeyboardInterrupt as interrupt:
+                    print("interrupted", file=sys.stderr)
+                    return 143 if isinstance(interrupt, Terminated) else 130
 
         return main
 
     return decorate
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _bounded_int(text, 1, "a positive integer")
+def bounded_int(minimum: int, maximum: int = MAX_INT) -> Callable[[str], int]:
+    """argparse type: an integer within [minimum, maximum]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range [{minimum}, {maximum}]")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _bounded_int(text, 0, "an integer >= 0")
+positive_int = bounded_int(1)
+non_negative_int = bounded_int(0)
 
 
-def _bounded_int(text: str, minimum: int, expected: str) -> int:
-    import argparse
+def finite_float(minimum: float = -math.inf, maximum: float = math.inf, *, exclusive_minimum: bool = False,
+                 what: str = "a number") -> Callable[[str], float]:
+    """argparse type: a finite float within bounds (NaN and infinities are refused)."""
 
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        below = value <= minimum if exclusive_minimum else value < minimum
+        if not math.isfinite(value) or below or value > maximum:
+            bound = f"> {minimum:g}" if exclusive_minimum else f">= {minimum:g}"
+            limits = [bound] if math.isfinite(minimum) else []
+            limits += [f"<= {maximum:g}"] if math.isfinite(maximum) else []
+            raise argparse.ArgumentTypeError(
+                f"expected {what}{' ' + ' and '.join(limits) if limits else ''} (finite), got {text!r}")
+        return value
 
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, before any work, if the file `path` cannot be created."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"output path {path} is a directory")
-    _ensure_writable_parent(path)
-    return path
-
-
-def _ensure_writable_parent(path: Path) -> None:
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create output directory {parent}: {error.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"output path {path} cannot be written (directory {parent} is not writable)")
+    return parse
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
-    """Write to a temporary file beside `path` and rename it into place only on success."""
-    path = check_writable(path)
-    if "b" in mode:
-        encoding = None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
-            yield handle
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Build a directory under a temporary name beside `path`; rename it into place on success."""
-    import shutil
-
-    path = Path(path)
-    _ensure_writable_parent(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+positive_float = finite_float(0.0, exclusive_minimum=True, what="a positive number")

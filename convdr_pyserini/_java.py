@@ -50,6 +50,8 @@ def jvm():
             # Lucene's MMapDirectory and memory segments: silence JDK 25's warnings about them on stderr.
             "--enable-native-access=ALL-UNNAMED",
             "--sun-misc-unsafe-memory-access=allow",
+            # leave SIGINT/SIGTERM to Python, so that Ctrl-C and kill print `interrupted` and clean up
+            "-Xrs",
         )
         jnius_config.add_classpath(str(anserini_jar()))
     import jnius

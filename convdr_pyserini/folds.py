@@ -1,6 +1,7 @@
-"""The one cross-validation fold definition, shared by training, negative mining and `--cv` search.
+"""The one cross-validation fold definition, shared by training, negative mining and ConvDR search.
 
-- CAsT-20: fold = (topic - 81) // 5, i.e. 5 folds of 5 topics (81-85, 86-90, ...).
+- CAsT-20 (`convdr/cast20...` ids, or topic files whose topics are all within 81-105): fold = (topic - 81) // 5,
+  i.e. 5 folds of 5 topics (81-85, 86-90, ...), ConvDR's `preprocess_cast20.py`.
 - CAsT-19 (and any other topic set): folds of 10 topics each, in topic-file order; for the 50 CAsT-19
   evaluation topics this is ConvDR's and COTED's split (31-40, 41-50, ..., 71-80).
 """
@@ -10,21 +11,9 @@ from typing import Sequence
 
 from .errors import UserError
 
-CAST20_FIRST_TOPIC = 81
+CAST20_TOPICS = range(81, 106)
 CAST20_TOPICS_PER_FOLD = 5
 TOPICS_PER_FOLD = 10
-
-
-def fold_of(dataset_id: str, topic_number: int, topics_in_order: Sequence[int]) -> int:
-    """Fold (0-based) of `topic_number`; `topics_in_order` lists the topic file's topics in file order."""
-    if dataset_id.startswith("convdr/cast20"):
-        if topic_number < CAST20_FIRST_TOPIC:
-            raise UserError(f"topic {topic_number} is not a CAsT-20 topic (81-105)")
-        return (topic_number - CAST20_FIRST_TOPIC) // CAST20_TOPICS_PER_FOLD
-    try:
-        return list(topics_in_order).index(topic_number) // TOPICS_PER_FOLD
-    except ValueError:
-        raise UserError(f"topic {topic_number} is not among the topics of {dataset_id}") from None
 
 
 def topic_file_order(dataset_id: str) -> list[int]:
@@ -32,13 +21,28 @@ def topic_file_order(dataset_id: str) -> list[int]:
     from . import datasets
 
     base = dataset_id.removesuffix("/judged").removesuffix("/mini")
-    seen: dict[int, None] = {}
-    for query in datasets.load(base).queries_iter():
-        seen.setdefault(query.topic_number, None)
-    return list(seen)
+    return list(dict.fromkeys(query.topic_number for query in datasets.load(base).queries_iter()))
 
 
-def folds(dataset_id: str, topic_numbers: Sequence[int]) -> dict[int, int]:
-    """{topic: fold} for the given topics of `dataset_id`."""
-    order = [] if dataset_id.startswith("convdr/cast20") else topic_file_order(dataset_id)
-    return {topic: fold_of(dataset_id, topic, order) for topic in topic_numbers}
+def folds(dataset_id: str | None, topic_numbers: Sequence[int]) -> dict[int, int]:
+    """{topic: fold} for the given topics (in file order) of `dataset_id` (None for a topics file)."""
+    if any(topic is None for topic in topic_numbers):
+        raise UserError("cross-validation folds are by CAsT topic; these topics have no topic numbers")
+    cast20 = dataset_id.startswith("convdr/cast20") if dataset_id else all(t in CAST20_TOPICS for t in topic_numbers)
+    if cast20:
+        outside = [topic for topic in topic_numbers if topic not in CAST20_TOPICS]
+        if outside:
+            raise UserError(f"topic {outside[0]} is not a CAsT-20 topic (81-105)")
+        return {topic: (topic - CAST20_TOPICS.start) // CAST20_TOPICS_PER_FOLD for topic in topic_numbers}
+    order = topic_file_order(dataset_id) if dataset_id else list(dict.fromkeys(topic_numbers))
+    position = {topic: index for index, topic in enumerate(order)}
+    unknown = [topic for topic in topic_numbers if topic not in position]
+    if unknown:
+        raise UserError(f"topic {unknown[0]} is not among the topics of {dataset_id}")
+    return {topic: position[topic] // TOPICS_PER_FOLD for topic in topic_numbers}
+
+
+def fold_assignment(topics) -> dict[int, int]:
+    """{topic: fold} for the topics of a `Topics`."""
+    numbers = list(dict.fromkeys(getattr(query, "topic_number", None) for query in topics))
+    return folds(topics.dataset_id, numbers)

@@ -14,12 +14,13 @@ CLI_MODULES = [
     "convdr_pyserini.reproduce",
     "convdr_pyserini.train",
     "convdr_pyserini.demo",
+    "convdr_pyserini.pyserini",
 ]
 
 PROBE = """
 import importlib, io, contextlib, sys
-module = importlib.import_module(sys.argv[1] if sys.argv[1].endswith(('ids', 'demo')) else sys.argv[1] + '.__main__')
-assert callable(module.build_parser)
+name = sys.argv[1]
+module = importlib.import_module(name if name.endswith(('demo', 'pyserini')) else name + '.__main__')
 with contextlib.redirect_stdout(io.StringIO()) as out:
     code = module.main(['--help'])
 assert code == 0, code

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import convdr_pyserini.collection as collection
 from convdr_pyserini.collection import default_output
@@ -63,11 +64,15 @@ def test_cast_collection_official_ids_and_dedup(shared_data, tmp_path):
     assert main(_cast_args(shared_data, duplicates, output, "--shard-size", "50")) == 0
     marco, car = _marco_rows(shared_data), _car_rows(shared_data)
     dropped = {f"MARCO_{marco[i][0]}" for i in (1, 2, 11)}
-    expected = [{"id": f"MARCO_{pid}", "contents": " ".join(text.split())} for pid, text in marco]
+    # ConvDR's text (preprocess_cast19/20.py): MS MARCO stripped, CAR tabs/newlines/CRs each become one space
+    expected = [{"id": f"MARCO_{pid}", "contents": text.strip()} for pid, text in marco]
     expected = [doc for doc in expected if doc["id"] not in dropped]
-    expected += [{"id": f"CAR_{para_id}", "contents": " ".join(text.split())} for para_id, text in car]
+    expected += [{"id": f"CAR_{para_id}",
+                  "contents": text.replace("\t", " ").replace("\n", " ").replace("\r", " ").strip()}
+                 for para_id, text in car]
     docs = _docs(output)
     assert docs == expected
+    assert any("  " in doc["contents"] for doc in docs), "runs of spaces are kept, not collapsed"
     assert len(docs) == len({doc["id"] for doc in docs}) == 100 - 3 + 98
     shards = sorted(path.name for path in output.glob("*.jsonl"))
     assert shards == ["docs-00000.jsonl", "docs-00001.jsonl", "docs-00002.jsonl", "docs-00003.jsonl"]
@@ -97,8 +102,11 @@ def test_reruns_and_shard_sizes_give_the_same_bytes(shared_data, tmp_path, capsy
     assert main(_cast_args(shared_data, duplicates, single)) == 0
     assert list(_files(single)) == ["collection.yaml", "docs-00000.jsonl"]
     assert _files(single)["docs-00000.jsonl"] == b"".join(data for name, data in before.items() if name.endswith(".jsonl"))
-    # other options replace the older collection
-    assert main(_cast_args(shared_data, duplicates, first)) == 0
+    # other options replace the older collection only when asked to
+    assert main(_cast_args(shared_data, duplicates, first)) == 2
+    assert "--overwrite" in _error_line(capsys)
+    assert _files(first) == before
+    assert main(_cast_args(shared_data, duplicates, first, "--overwrite")) == 0
     assert _files(first) == _files(single)
 
 
@@ -204,8 +212,10 @@ def test_orquac_blocks(shared_data, tmp_path):
     output = tmp_path / "orquac"
     assert main(["orquac", "--blocks", str(path), "--output", str(output), "--shard-size", "30"]) == 0
     docs = _docs(output)
-    assert docs == [{"id": block["id"], "contents": f"{block['title']}\n{' '.join(block['text'].split())}"}
+    flat = lambda text: text.replace("\t", " ").replace("\n", " ").replace("\r", " ").strip()  # noqa: E731
+    assert docs == [{"id": block["id"], "contents": f"{flat(block['title'])}\n{flat(block['text'])}"}
                     for block in blocks]
+    assert yaml.safe_load((output / "collection.yaml").read_text())["fields"] == ["title", "text"]
     assert len(list(output.glob("*.jsonl"))) == 4
 
 

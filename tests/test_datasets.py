@@ -6,11 +6,10 @@ import shutil
 import ir_datasets
 import pytest
 
-import convdr_pyserini
 from convdr_pyserini import datasets, files
 from convdr_pyserini.datasets import __main__ as datasets_cli
 from convdr_pyserini.datasets import cast, mini, quac
-from convdr_pyserini.datasets.readers import read_trec_qrels
+from convdr_pyserini.datasets import read_trec_qrels
 from convdr_pyserini.collection.sources import car_paragraphs
 from convdr_pyserini.errors import UserError
 
@@ -20,9 +19,22 @@ def queries(dataset_id):
 
 
 def test_registering_twice_is_harmless():
-    convdr_pyserini._datasets.register()
+    datasets.register()
     datasets.register()
     assert "convdr/cast20/mini" in ir_datasets.registry
+
+
+def test_importing_the_package_is_cheap_and_the_datasets_module_registers():
+    import subprocess
+    import sys
+
+    probe = ("import sys, convdr_pyserini, ir_datasets; heavy = [m for m in ('torch', 'faiss', 'jnius', 'transformers') "
+             "if m in sys.modules]; import convdr_pyserini.datasets; print(heavy, 'convdr/cast20' in ir_datasets.registry)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[] True", done.stderr
+    done = subprocess.run([sys.executable, "-c", "import sys, convdr_pyserini; print('ir_datasets' in sys.modules)"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False"
 
 
 def test_cast19_counts_and_judged_subset():
@@ -220,7 +232,7 @@ def test_malformed_tsv_line(tmp_path, shared_data):
 def test_qrels_with_wrong_number_of_columns(tmp_path):
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("31_1 Q0 MARCO_1 1\n31_1 Q0 MARCO_2\n")
-    with pytest.raises(UserError, match=r"qrels.txt:2: qrels line has 3 columns, expected 4"):
+    with pytest.raises(UserError, match=r"qrels.txt:2: expected 4 columns \(qid iteration docid grade\), found 3"):
         read_trec_qrels(qrels)
 
 

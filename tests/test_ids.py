@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from convdr_pyserini.ids import CAR_BASE, IdMapping, convert_file, looks_like_convdr_ids, main
+from convdr_pyserini.ids import CAR_BASE, IdMapping, convert_file, looks_like_convdr_ids
+from convdr_pyserini.ids.__main__ import main
 
 YEARS = {
     "2019": ("cast-19/2019qrels.txt", "cast-19/coted-preprocessed/qrels.tsv", 29_350),
@@ -179,14 +180,14 @@ def test_wrong_column_count_names_file_and_line(shared_data, tmp_path, capsys):
     bad = _write(tmp_path / "bad.qrels", "".join(lines))
     out = tmp_path / "out"
     assert main(["convert", "--from-qrels", str(official), str(integer), "--direction", "to-convdr", str(bad), str(out)]) == 2
-    assert f"{bad}:3: 5 columns; this qrels file has 4" in _one_error_line(capsys)
+    assert f"{bad}:3: expected 4 columns (qid iteration docid grade), found 5" in _one_error_line(capsys)
     assert not out.exists()
     first_bad = _write(tmp_path / "bad2.qrels", "31_1 Q0 MARCO_1\n")
     assert main(["convert", "--from-qrels", str(official), str(integer), "--direction", "to-convdr", str(first_bad), str(out)]) == 2
     assert f"{first_bad}:1: 3 columns; expected 4" in _one_error_line(capsys)
     # the qrels pair itself is checked too
     assert main(["mapping", "--from-qrels", str(bad), str(integer), "--output", str(out)]) == 2
-    assert f"{bad}:3: qrels line has 5 columns" in _one_error_line(capsys)
+    assert f"{bad}:3: expected 4 columns (qid iteration docid grade), found 5" in _one_error_line(capsys)
     assert not out.exists()
 
 
@@ -199,7 +200,7 @@ def test_pair_that_is_not_line_aligned(shared_data, tmp_path, capsys):
     short = _write(tmp_path / "short.tsv", "".join(integer20.read_text(encoding="utf-8").splitlines(keepends=True)[:10]))
     official20 = _pair(shared_data, "2020")[0]
     assert main(["mapping", "--from-qrels", str(official20), str(short), "--output", str(out)]) == 2
-    assert f"{short} ends at line 10" in _one_error_line(capsys)
+    assert f"{short} ends before the other file" in _one_error_line(capsys)
     assert not out.exists()
 
 
@@ -236,7 +237,7 @@ def test_malformed_cbor_is_an_error_not_a_hang(shared_data, tmp_path, damage):
 
 
 def test_help_starts_no_jvm_and_imports_no_torch():
-    code = ("import sys; from convdr_pyserini import ids; rc = ids.main(['--help']); "
+    code = ("import sys; from convdr_pyserini.ids.__main__ import main; rc = main(['--help']); "
             "assert rc == 0; assert 'torch' not in sys.modules and 'jnius' not in sys.modules, 'heavy import'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

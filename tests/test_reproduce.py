@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from convdr_pyserini.reproduce import FAIL, OK, OKISH, status_of
+from convdr_pyserini.reproduce import ABOVE, FAIL, OK, OKISH, status_of
 from convdr_pyserini.reproduce.__main__ import main
 
 EVALUATION = Path(__file__).resolve().parents[1] / "evaluation"
@@ -29,8 +29,20 @@ def test_status_rules():
     assert status_of(0.47886, 0.4789, 4) == OK
     assert status_of(0.4660, 0.466, 3) == OK
     assert status_of(0.4785, 0.4789, 4) == OKISH  # within 0.0005
-    assert status_of(0.4900, 0.4789, 4) == OKISH  # higher
+    assert status_of(0.4793, 0.4789, 4) == OKISH  # within 0.0005 above
+    assert status_of(0.4900, 0.4789, 4) == ABOVE  # higher by more: leakage or the wrong qrels
+    assert status_of(0.3059, 0.200, 3) == ABOVE
+    assert status_of(0.4900, 0.4789, 4, allow_above=True) == OKISH
     assert status_of(0.4780, 0.4789, 4) == FAIL
+
+
+def test_a_result_above_its_expected_value_fails_the_matrix_unless_allowed(tmp_path, capsys):
+    matrix = _matrix(tmp_path, expected=[{"source": "test", "digits": 3, "scores": {"nDCG@3": 0.200}}])
+    assert main([str(matrix), "--condition", "grill-human-reranked"]) == 1
+    assert "measured 0.4789  ABOVE" in capsys.readouterr().out
+    allowed = _matrix(tmp_path, expected=[{"source": "test", "digits": 3, "scores": {"nDCG@3": 0.200}}],
+                      allow_above=True)
+    assert main([str(allowed), "--condition", "grill-human-reranked"]) == 0
 
 
 @needs_fresh_clone
@@ -111,8 +123,14 @@ def test_bad_matrix_files_exit_2(tmp_path, capsys):
 def test_a_search_that_fails_is_a_fail(tmp_path, capsys):
     present = tmp_path / "index"
     present.mkdir()
-    matrix = _matrix(tmp_path, run=None, requires=[str(present)], search=["--topics", "convdr/cast20", "--no-such-option"])
+    matrix = _matrix(tmp_path, run=None, requires=[str(present)],
+                     search={"retriever": "bm25", "topics": "convdr/cast20", "query": "raw", "index": str(present)})
     assert main([str(matrix), "--runs-dir", str(tmp_path / "runs")]) == 1
     out = capsys.readouterr().out
-    assert "FAIL (condition grill-human-reranked: search exited with code" in out
+    assert "FAIL (" in out and "is not a Lucene index" in out
     assert "skipped" not in out
+
+
+def test_a_search_setting_the_matrix_cannot_have_is_one_error_line(tmp_path, capsys):
+    matrix = _matrix(tmp_path, run=None, search={"retriever": "bm25", "no_such_setting": 1})
+    assert main([str(matrix)]) == 2 or "unknown search setting" in capsys.readouterr().out

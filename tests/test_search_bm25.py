@@ -78,11 +78,12 @@ def test_sidecar_records_every_parameter(index, tmp_path):
     sidecar = json.loads((tmp_path / "run.trec.json").read_text())
     assert sidecar["bm25"] == {"k1": 1.2, "b": 0.75}
     assert sidecar["tag"] == "bm25-k1_1.2-b_0.75"
-    assert sidecar["query_type"] == "raw" and sidecar["topics"] == "convdr/cast20/mini" and sidecar["hits"] == 10
+    assert sidecar["query_type"] == "raw" and sidecar["topics"]["source"] == "convdr/cast20/mini" and sidecar["hits"] == 10
     assert sidecar["index_meta"]["documents"] == 1426 and sidecar["index_meta"]["anserini_version"] == "1.7.1"
     assert sidecar["versions"]["pyserini"] == "1.6.0" and sidecar["versions"]["anserini"] == "1.7.1"
     assert sidecar["wall_seconds"] > 0
-    assert sidecar["arguments"]["output_format"] == "trec" and sidecar["rm3"] is None
+    assert sidecar["output_format"] == "trec" and sidecar["rm3"] is None
+    assert sidecar["search"]["k1"] == 1.2 and sidecar["search"]["retriever"] == "bm25"
     assert sidecar["summary"] == {"queries": 216, "hits": 2160, "queries_without_hits": 0}
 
 
@@ -95,10 +96,11 @@ def test_rerun_is_byte_identical(index, tmp_path):
 
 def test_same_hits_as_pyserini_at_1000(index, topics):
     """The bulk Lucene path gives Pyserini's docids, order and (tie-adjusted float32) scores exactly."""
+    from convdr_pyserini.io import load_topics
     from convdr_pyserini.search.bm25 import BM25Searcher
-    from convdr_pyserini.search.queries import query_texts
+    from convdr_pyserini.search.queries import sparse_texts
 
-    texts = query_texts(topics, "concat", "convdr/cast20/mini")
+    texts, _ = sparse_texts(load_topics("convdr/cast20/mini"), "concat")
     texts.update({"empty": "", "stopwords-only": "the of and"})
     searcher = BM25Searcher(index)
     try:
@@ -189,15 +191,15 @@ def test_rrf_fusion(index, tmp_path):
 
 
 def test_ranked_dedupes_and_breaks_ties_by_docid():
-    from convdr_pyserini.search.runs import ranked
+    from convdr_pyserini.io.runs import ranked
 
     assert ranked([("b", 1.0), ("a", 1.0), ("c", 2.0), ("b", 0.5), ("a", 0.1)]) == [("c", 2.0), ("a", 1.0), ("b", 1.0)]
 
 
 def test_queries_without_hits_are_counted(tmp_path):
-    from convdr_pyserini.search.runs import write_run
+    from convdr_pyserini.io import Run
 
-    counts = write_run(tmp_path / "r.trec", {"q1": [("d1", 1.0)], "q2": []}, tag="t")
+    counts = Run.from_hits({"q1": [("d1", 1.0)], "q2": []}).write(tmp_path / "r.trec", tag="t", sidecar=False)
     assert counts == {"queries": 2, "hits": 1, "queries_without_hits": 1}
     assert (tmp_path / "r.trec").read_text() == "q1 Q0 d1 1 1.000000 t\n"
 
@@ -209,9 +211,9 @@ def _single_error(capsys) -> str:
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--k1", "-0.5"], "--k1 -0.5 is out of range"),
-    (["--b", "1.5"], "--b 1.5 is out of range"),
-    (["--k1", "nan"], "--k1 nan is out of range"),
+    (["--k1", "-0.5"], "argument --k1: expected a number >= 0 (finite), got '-0.5'"),
+    (["--b", "1.5"], "argument --b: expected a number >= 0 and <= 1 (finite), got '1.5'"),
+    (["--k1", "nan"], "argument --k1: expected a number >= 0 (finite), got 'nan'"),
 ])
 def test_bad_bm25_parameters(index, tmp_path, capsys, extra, message):
     assert search(index, tmp_path / "run.trec", *extra) == 2
@@ -251,7 +253,7 @@ def test_unwritable_output(index, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert search(index, blocker / "run.trec") == 2
-    assert "cannot create output directory" in _single_error(capsys)
+    assert "is not a directory" in _single_error(capsys)
     assert search(index, tmp_path) == 2
     assert "is a directory" in _single_error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

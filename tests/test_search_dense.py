@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convdr_pyserini.folds import fold_of, folds, topic_file_order
+from convdr_pyserini.folds import folds, topic_file_order
 from convdr_pyserini.index import faiss_io
 from convdr_pyserini.index.__main__ import main as index_main
 from convdr_pyserini.search.__main__ import main as search_main
@@ -66,10 +66,11 @@ def small_index(tmp_path_factory, shared_data):
 
     source = datasets.collection_jsonl(MINI) / "docs.jsonl"
     root = tmp_path_factory.mktemp("small_index")
+    (root / "collection").mkdir()
     with open(source, encoding="utf-8") as handle:
-        (root / "docs.jsonl").write_text("".join(next(handle) for _ in range(64)), encoding="utf-8")
+        (root / "collection" / "docs.jsonl").write_text("".join(next(handle) for _ in range(64)), encoding="utf-8")
     output = root / "index"
-    assert index_main(["dense", "--collection", str(root), "--output", str(output), "--encoder", "minilm",
+    assert index_main(["dense", "--collection", str(root / "collection"), "--output", str(output), "--encoder", "minilm",
                        "--max-length", "24"]) == 0
     return output
 
@@ -102,7 +103,8 @@ def test_search_cli_matches_direct_computation(tmp_path, small_index):
     sidecar = json.loads((tmp_path / "run.trec.json").read_text())
     assert sidecar["query_type"] == "raw" and sidecar["encoder"] == "minilm"
     first = output.read_bytes()
-    assert search_main(argv) == 0 and output.read_bytes() == first
+    assert search_main(argv) == 2  # an existing run is kept unless --overwrite is given
+    assert search_main([*argv, "--overwrite"]) == 0 and output.read_bytes() == first
 
 
 def test_cv_routes_each_fold_to_its_model(tmp_path, small_index):
@@ -115,7 +117,7 @@ def test_cv_routes_each_fold_to_its_model(tmp_path, small_index):
         os.symlink(model, cv / f"fold-{fold}")
     base = ["--topics", MINI, "--query", "manual", "--index", str(small_index), "--hits", "5", "--tag", "t"]
     assert search_main([*base, "--encoder", str(model), "--output", str(tmp_path / "plain.trec")]) == 0
-    assert search_main([*base, "--encoder", "minilm", "--cv", str(cv), "--output", str(tmp_path / "cv.trec")]) == 0
+    assert search_main([*base, "--cv", str(cv), "--output", str(tmp_path / "cv.trec")]) == 0
     # every fold holds the same weights, so routing the topics to their folds' models must not change the
     # ranking (scores may move in the 6th decimal: the queries are encoded in other batches)
     plain, routed = read_run(tmp_path / "plain.trec"), read_run(tmp_path / "cv.trec")
@@ -124,7 +126,7 @@ def test_cv_routes_each_fold_to_its_model(tmp_path, small_index):
         assert [docid for docid, _, _ in hits] == [docid for docid, _, _ in routed[qid]]
         np.testing.assert_allclose([s for _, s, _ in hits], [s for _, s, _ in routed[qid]], atol=1e-5)
     os.unlink(cv / "fold-3")
-    assert search_main([*base, "--encoder", "minilm", "--cv", str(cv), "--output", str(tmp_path / "x.trec")]) == 2
+    assert search_main([*base, "--cv", str(cv), "--output", str(tmp_path / "x.trec")]) == 2
 
 
 def test_bad_indexes_exit_2(tmp_path, small_index, capsys):
@@ -132,8 +134,9 @@ def test_bad_indexes_exit_2(tmp_path, small_index, capsys):
     narrow = write_index(tmp_path / "narrow", rng.standard_normal((5, 16)).astype(np.float32), list("abcde"))
     short = write_index(tmp_path / "short", rng.standard_normal((5, 384)).astype(np.float32), list("abcd"))
     base = ["--topics", MINI, "--encoder", "minilm", "--query", "raw", "--output", str(tmp_path / "r.trec")]
+    (tmp_path / "not-an-index").mkdir()
     for index, needle in [(narrow, "384-dimensional vectors but the index"), (short, "docid file has 4 ids"),
-                          (tmp_path, "is not a dense index")]:
+                          (tmp_path / "not-an-index", "is not a dense index")]:
         capsys.readouterr()
         assert search_main([*base, "--index", str(index)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -145,7 +148,8 @@ def test_bad_indexes_exit_2(tmp_path, small_index, capsys):
 
 
 def test_fold_rule(shared_data):
-    assert [fold_of("convdr/cast20", topic, []) for topic in (81, 85, 86, 100, 105)] == [0, 0, 1, 3, 4]
+    assert list(folds("convdr/cast20", [81, 85, 86, 100, 105]).values()) == [0, 0, 1, 3, 4]
+    assert list(folds(None, [81, 85, 86, 100, 105]).values()) == [0, 0, 1, 3, 4]  # a CAsT-20 topics file
     order = topic_file_order("convdr/cast19/judged")
     assert order == list(range(31, 81))
     assert folds("convdr/cast19/judged", [31, 40, 41, 79]) == {31: 0, 40: 0, 41: 1, 79: 4}
@@ -182,16 +186,16 @@ def test_canonical_responses_for_man_can(shared_data):
     from convdr_pyserini import datasets
     from convdr_pyserini.encode import conversational_input
     from convdr_pyserini.errors import UserError
-    from convdr_pyserini.search.dense import _response_lookup
-
-    class FullCollection:  # like convdr/cast20: a docstore too large to hold in memory
-        def docs_store(self):
-            raise UserError("too large")
+    from convdr_pyserini.io import load_topics
 
     mini = datasets.load(MINI)
     record = next(q for q in mini.queries_iter() if q.query_id == "81_3")
     previous = record.history_manual_canonical_result_ids[-1]
-    for dataset in (mini, FullCollection()):
-        text = _response_lookup(dataset)(previous)
+    # convdr/cast20's own docstore (the 38.6M-passage collection) is too large to hold: the lookup falls back to
+    # the mini collection, which holds every CAsT-20 canonical passage; so does a CAsT JSON topics file
+    manual_json = shared_data / "cast-20" / "2020_manual_evaluation_topics_v1.0.json"
+    for topics in (load_topics(MINI), load_topics("convdr/cast20"), load_topics(manual_json)):
+        lookup = topics.response_lookup()
+        text = lookup(previous)
         assert text == mini.docs_store().get(previous).text and len(text) > 50
-        assert conversational_input(record, "man_can", _response_lookup(dataset))["responses"] == [text]
+        assert conversational_input(topics["81_3"], "man_can", lookup)["responses"] == [text]

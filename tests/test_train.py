@@ -86,7 +86,8 @@ def test_cv_layout_cards_determinism_and_search_agree(tmp_path, tiny_model, mini
     search --cv picks, for each topic, the fold model that did not train on it."""
     import yaml
 
-    from convdr_pyserini.search.dense import _encoder_groups
+    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.search.dense import ConvDRRetriever
 
     outputs = [tmp_path / "a", tmp_path / "b"]
     for output in outputs:
@@ -104,7 +105,7 @@ def test_cv_layout_cards_determinism_and_search_agree(tmp_path, tiny_model, mini
         assert training["metrics"]["train_queries"] + training["metrics"]["heldout_queries"] == 216
         assert (a / "losses.tsv").read_text().count("\n") == training["metrics"]["steps"] + 1
     assert digest(outputs[0] / "fold-0" / "model.safetensors") != digest(outputs[0] / "fold-1" / "model.safetensors")
-    groups = _encoder_groups(argparse.Namespace(cv=str(outputs[0]), topics=MINI, encoder=None), mini_queries)
+    groups = ConvDRRetriever._groups(argparse.Namespace(folds=outputs[0]), load_topics(MINI))
     for model, positions in groups:
         held_out = yaml.safe_load((tmp_path / model / "encoder.yaml").read_text())["training"]["heldout_topics"]
         assert {mini_queries[i].topic_number for i in positions} == set(held_out)

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from .._cli import cli_main
+from .._cli import ArgumentParser, cli_main, positive_int
 from .build import DEFAULT_SHARD_SIZE
+
+logger = logging.getLogger("convdr_pyserini.collection")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m convdr_pyserini.collection",
         description="Write a passage collection as Pyserini JsonCollection shards ({\"id\", \"contents\"} lines) "
         "with official ids, streaming in constant memory. An interrupted run resumes when run again.",
@@ -25,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     for command, name in ((cast, "cast"), (orquac, "orquac")):
         command.add_argument("--output", type=Path,
                              help=f"output folder (default: $CONVDR_PYSERINI_HOME/collections/{name})")
-        command.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+        command.add_argument("--shard-size", type=positive_int, default=DEFAULT_SHARD_SIZE,
                              help=f"documents per .jsonl shard (default {DEFAULT_SHARD_SIZE:,})")
+        command.add_argument("--overwrite", action="store_true",
+                             help="replace a collection at OUTPUT that was built from other inputs or options")
     return parser
 
 
@@ -36,13 +40,13 @@ def main(args: argparse.Namespace) -> int:
 
     output = args.output or default_output(args.command)
     if args.command == "cast":
-        summary = prepare_cast(args.msmarco, args.car, args.duplicates, output, args.shard_size)
+        summary = prepare_cast(args.msmarco, args.car, args.duplicates, output, args.shard_size, args.overwrite)
     else:
-        summary = prepare_orquac(args.blocks, output, args.shard_size)
+        summary = prepare_orquac(args.blocks, output, args.shard_size, args.overwrite)
     counts = summary["counts"]
     excluded = sum(counts["excluded"].values())
-    print(f"{output}: {counts['documents']:,} documents in {counts['shards']} shards"
-          + (f" ({excluded:,} duplicates left out)" if excluded else ""), file=sys.stderr)
+    logger.info("%s: %s documents in %d shards%s", output, f"{counts['documents']:,}", counts["shards"],
+                f" ({excluded:,} duplicates left out)" if excluded else "")
     return 0
 
 

@@ -9,18 +9,23 @@ partial folder; an interruption keeps it for the next run of the same command.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .._progress import progress_bar
 from ..errors import UserError
+from ..io.atomic import OutputLock, check_not_input, publish_directory
+from ..io.passages import COLLECTION_SUMMARY, TEXT_FIELDS
+from ..io.text import read_yaml
 from .sources import Position, Record
 
-FORMAT_VERSION = 1
-SUMMARY = "collection.yaml"
+logger = logging.getLogger(__name__)
+FORMAT_VERSION = 2  # 2: ConvDR's passage text (whitespace runs kept) and the `fields` of the contents
+SUMMARY = COLLECTION_SUMMARY
 PROGRESS = "progress.json"
 DEFAULT_SHARD_SIZE = 1_000_000
 _BAR_EVERY = 4096
@@ -40,30 +45,32 @@ def shard_name(index: int) -> str:
     return f"docs-{index:05d}.jsonl"
 
 
-def _signature(sources: list[Source], extra_inputs: dict[str, Path], shard_size: int) -> dict:
+def _signature(sources: list[Source], extra_inputs: dict[str, Path], shard_size: int,
+               fields: tuple[str, ...]) -> dict:
     """What identifies a build: the inputs (name and size) and the options; equal signatures, equal output."""
     inputs = {source.kind: source.path for source in sources} | extra_inputs
     return {
         "format_version": FORMAT_VERSION,
         "shard_size": shard_size,
+        "fields": list(fields),
         "inputs": {kind: {"file": path.name, "bytes": path.stat().st_size} for kind, path in inputs.items()},
     }
 
 
-def _fingerprint(sources: list[Source], extra_inputs: dict[str, Path], shard_size: int) -> dict:
+def _fingerprint(sources: list[Source], extra_inputs: dict[str, Path], shard_size: int,
+                 fields: tuple[str, ...]) -> dict:
     """The signature plus full paths and modification times: a partial build resumes only if it matches."""
     inputs = {source.kind: source.path for source in sources} | extra_inputs
     stamps = {kind: [str(path.resolve()), path.stat().st_mtime_ns] for kind, path in inputs.items()}
-    return _signature(sources, extra_inputs, shard_size) | {"stamps": stamps}
+    return _signature(sources, extra_inputs, shard_size, fields) | {"stamps": stamps}
 
 
 def _read_summary(folder: Path) -> dict | None:
-    import yaml
-
     path = folder / SUMMARY
     if not path.is_file():
         return None
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    summary = read_yaml(path)
+    return summary if isinstance(summary, dict) else None
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -82,8 +89,11 @@ def _prepare_staging(staging: Path, fingerprint: dict) -> dict:
     """The progress of a matching partial build in `staging`, or a fresh empty staging folder."""
     progress_path = staging / PROGRESS
     if progress_path.is_file():
-        progress = json.loads(progress_path.read_text(encoding="utf-8"))
-        if progress.get("fingerprint") == fingerprint:
+        try:
+            progress = json.loads(progress_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):  # a corrupt progress file: start over
+            progress = {}
+        if isinstance(progress, dict) and progress.get("fingerprint") == fingerprint:
             for leftover in staging.iterdir():
                 if leftover.name.startswith(".") or (
                     leftover.suffix == ".jsonl" and leftover.name >= shard_name(progress["shards"])
@@ -102,50 +112,58 @@ def build_collection(
     shard_size: int = DEFAULT_SHARD_SIZE,
     extra_inputs: dict[str, Path] | None = None,
     description: str = "passages",
+    fields: tuple[str, ...] = TEXT_FIELDS,
+    overwrite: bool = False,
 ) -> dict:
     """Write the records of `sources`, in order, as JsonCollection shards of `shard_size` docs in `output`.
 
-    `extra_inputs` names further files the build depends on (e.g. the duplicate list), for the summary.
-    An output already built from the same inputs is left as it is. Returns the summary (counts, inputs).
+    `extra_inputs` names further files the build depends on (e.g. the duplicate list), for the summary;
+    `fields` says how each `contents` is laid out (`convdr_pyserini.io.passages`). An output already built
+    from the same inputs is left as it is; one built from other inputs is replaced only with `overwrite`.
+    Returns the summary (counts, inputs, fields).
     """
-    from tqdm import tqdm
-
     if shard_size < 1:
         raise UserError(f"--shard-size must be at least 1, got {shard_size}")
     output = Path(output)
     extra_inputs = extra_inputs or {}
     _check_inputs(sources, extra_inputs)
-    signature = _signature(sources, extra_inputs, shard_size)
+    check_not_input(output, [source.path for source in sources] + list(extra_inputs.values()))
+    signature = _signature(sources, extra_inputs, shard_size, fields)
     if output.exists():
         existing = _read_summary(output) if output.is_dir() else None
         if existing is None and (not output.is_dir() or any(output.iterdir())):
             raise UserError(f"{output} exists and is not a collection written by this tool; choose another --output")
         if existing is not None and existing.get("signature") == signature:
-            print(f"{output} already holds this collection ({existing['counts']['documents']:,} docs)", file=sys.stderr)
+            logger.info("%s already holds this collection (%s docs)", output, f"{existing['counts']['documents']:,}")
             return existing
+        if existing is not None and not overwrite:
+            raise UserError(f"{output} holds a collection built from other inputs or options; "
+                            "pass --overwrite to replace it")
     staging = output.parent / f".{output.name}.partial"
-    try:
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        progress = _prepare_staging(staging, _fingerprint(sources, extra_inputs, shard_size))
-    except OSError as error:
-        raise UserError(f"cannot write {staging}: {error.strerror}") from None
-    if progress["shards"]:
-        print(f"resuming {staging} after {progress['shards']} complete shards", file=sys.stderr)
-    total_bytes = sum(source.path.stat().st_size for source in sources)
-    done_bytes = sum(source.path.stat().st_size for source in sources[: progress["source"]]) + progress["position"][0]
-    bar = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-               desc=f"writing {description}", mininterval=1.0, dynamic_ncols=True)
-    try:
-        with bar:
-            summary = _write_shards(sources, staging, shard_size, progress, bar, signature)
-    except UserError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    except BaseException:
-        print(f"stopped; {progress['shards']} complete shards kept in {staging}: run the same command again to resume",
-              file=sys.stderr)
-        raise
-    _publish(staging, output)
+    with OutputLock(output):
+        try:
+            progress = _prepare_staging(staging, _fingerprint(sources, extra_inputs, shard_size, fields))
+        except OSError as error:
+            raise UserError(f"cannot write {staging}: {error.strerror}") from None
+        if progress["shards"]:
+            logger.info("resuming %s after %d complete shards", staging, progress["shards"])
+        total_bytes = sum(source.path.stat().st_size for source in sources)
+        done_bytes = sum(source.path.stat().st_size for source in sources[: progress["source"]]) + progress["position"][0]
+        bar = progress_bar(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                           desc=f"writing {description}", mininterval=1.0)
+        try:
+            with bar:
+                summary = _write_shards(sources, staging, shard_size, progress, bar, signature)
+        except UserError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        except OSError as error:
+            raise UserError(f"cannot write {staging}: {error.strerror}") from None
+        except BaseException:
+            logger.warning("stopped; %d complete shards kept in %s: run the same command again to resume",
+                           progress["shards"], staging)
+            raise
+        publish_directory(staging, output, overwrite=True)
     return summary
 
 
@@ -189,7 +207,7 @@ def _write_shards(sources: list[Source], staging: Path, shard_size: int, progres
     if handle is not None:
         close_shard(len(sources), Position())
     counts["shards"] = shard
-    summary = {"signature": signature, "counts": counts}
+    summary = {"signature": signature, "counts": counts, "fields": signature["fields"]}
     _write_summary(staging / SUMMARY, summary)
     (staging / PROGRESS).unlink()
     return summary
@@ -200,15 +218,3 @@ def _write_summary(path: Path, summary: dict) -> None:
 
     text = "# written by python -m convdr_pyserini.collection; the *.jsonl files are a Pyserini JsonCollection\n"
     path.write_text(text + yaml.safe_dump(summary, sort_keys=True), encoding="utf-8")
-
-
-def _publish(staging: Path, output: Path) -> None:
-    """Put the finished folder in place of `output`, replacing an older collection there."""
-    old = output.parent / f".{output.name}.old"
-    if output.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(output, old)
-    os.replace(staging, output)
-    if old.exists():
-        shutil.rmtree(old)

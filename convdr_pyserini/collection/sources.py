@@ -1,8 +1,8 @@
 """Streaming readers of the upstream passage files, resumable at a byte offset, with errors naming file and line.
 
 Every reader yields `Record(doc_id, contents, end)` where `end` is the `Position` just after the record, so a
-reader restarted at `end` goes on with the next record. Contents have their whitespace collapsed to single
-spaces (tabs and newlines in CAR paragraphs become spaces, as in ConvDR's preprocessing).
+reader restarted at `end` goes on with the next record. Contents are ConvDR's text (`convdr_pyserini.io.passages`):
+MS MARCO passages stripped, tabs/newlines/CRs in CAR paragraphs and OR-QuAC blocks turned into spaces.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from ..errors import UserError
+from ..io.passages import Passage, flat_text, marco_text
+from ..io.text import decode_line
 
 _PID = re.compile(r"^(?:MARCO_)?([0-9]+)$")
 _CBOR_BREAK = b"\xff"
@@ -33,11 +35,6 @@ class Record(NamedTuple):
     end: Position
 
 
-def normalize(text: str) -> str:
-    """Collapse every run of whitespace (tabs, newlines included) to one space."""
-    return " ".join(text.split())
-
-
 def _binary_lines(path: Path, start: Position) -> Iterator[tuple[int, int, str]]:
     """(line number, offset after the line, decoded line without its ending) from `start` on."""
     try:
@@ -50,11 +47,7 @@ def _binary_lines(path: Path, start: Position) -> Iterator[tuple[int, int, str]]
         for raw in handle:
             offset += len(raw)
             line_number += 1
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise UserError(f"{path}:{line_number}: not UTF-8 text ({error.reason} at column {error.start + 1})") from None
-            yield line_number, offset, line.rstrip("\r\n")
+            yield line_number, offset, decode_line(raw, path, line_number).rstrip("\r\n")
 
 
 def marco_passages(path: Path, start: Position = Position()) -> Iterator[Record]:
@@ -63,7 +56,7 @@ def marco_passages(path: Path, start: Position = Position()) -> Iterator[Record]
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit():
             raise UserError(f"{path}:{line_number}: expected 'pid<TAB>text' (2 tab-separated columns, integer pid), got {line[:60]!r}")
-        yield Record(f"MARCO_{int(parts[0])}", normalize(parts[1]), Position(offset, line_number))
+        yield Record(f"MARCO_{int(parts[0])}", marco_text(parts[1]), Position(offset, line_number))
 
 
 def orquac_blocks(path: Path, start: Position = Position()) -> Iterator[Record]:
@@ -90,7 +83,7 @@ def orquac_blocks(path: Path, start: Position = Position()) -> Iterator[Record]:
                 raise UserError(f"{where}: field '{name}' is a {type(value).__name__}, expected a string")
             values.append(str(value))
         doc_id, title, text = values
-        yield Record(doc_id, f"{normalize(title)}\n{normalize(text)}", Position(offset, line_number))
+        yield Record(doc_id, Passage(doc_id, flat_text(text), flat_text(title)).contents(), Position(offset, line_number))
 
 
 class _StrictReader:
@@ -168,7 +161,7 @@ def car_paragraphs(path: Path, start: Position = Position()) -> Iterator[Record]
     """(`CAR_<para_id>`, text) of a TREC CAR paragraph cbor, read with trec-car-tools, in file order."""
     for item, end in _car_items(path, start):
         paragraph = _paragraph(item, path, end)
-        yield Record(f"CAR_{paragraph.para_id}", normalize(paragraph.get_text()), end)
+        yield Record(f"CAR_{paragraph.para_id}", flat_text(paragraph.get_text()), end)
 
 
 def car_paragraph_ids(path: Path) -> Iterator[tuple[str, Position]]:

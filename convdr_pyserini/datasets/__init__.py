@@ -1,13 +1,13 @@
 """ir_datasets loaders: `convdr/cast19`, `convdr/cast20`, `convdr/cast20/mini`, OR-QuAC, CANARD, the CAsT collection.
 
-`import convdr_pyserini` registers every id below, so `ir_datasets.load("convdr/cast20/mini")` works.
+Importing this package (`import convdr_pyserini.datasets`) registers every id below with ir_datasets, so that
+`ir_datasets.load("convdr/cast20/mini")` works; `import convdr_pyserini` alone stays cheap and registers nothing.
 Upstream files are found through `convdr_pyserini.files.resolve` (mirror, cache, checksummed download).
 """
 from __future__ import annotations
 
 import difflib
 import functools
-import json
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,9 +16,10 @@ from ir_datasets.datasets.base import Dataset
 from ir_datasets.formats import BaseDocs, BaseQrels, BaseQueries, GenericDoc
 
 from .. import files
-from ..errors import UserError
+from ..errors import InvalidInput, UserError
+from ..io.qrels import read_qrels_lines
+from ..io.collections import collection_files, read_documents
 from . import cast, mini, quac
-from .readers import read_trec_qrels
 
 NAMESPACE = "convdr"
 QUERY_FIELDS = {
@@ -92,11 +93,8 @@ class _JsonCollectionDocs(BaseDocs):
         self._in_memory = in_memory
 
     def docs_iter(self) -> Iterator[GenericDoc]:
-        for path in sorted(self._folder().glob("*.jsonl")):
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    record = json.loads(line)
-                    yield GenericDoc(record["id"], record["contents"])
+        for doc in read_documents(collection_files(self._folder())):
+            yield GenericDoc(doc.docid, doc.contents)
 
     @functools.lru_cache(maxsize=1)
     def docs_count(self) -> int:
@@ -149,6 +147,16 @@ def _cast_collection_dir() -> Path:
             "--msmarco collection.tsv --car paragraphCorpus.cbor --duplicates duplicate_list_v1.0.txt`"
         )
     return folder
+
+
+def read_trec_qrels(path: Path) -> list[ir_datasets.formats.TrecQrel]:
+    """The qrels of a TREC qrels file as ir_datasets records, read by the one strict qrels reader."""
+    problems: list[str] = []
+    qrels = [ir_datasets.formats.TrecQrel(line.query_id, line.docid, line.grade, line.iteration)
+             for line in read_qrels_lines(path, problems)]
+    if problems:
+        raise InvalidInput(problems)
+    return qrels
 
 
 def _judged_only(queries: Callable[[], list], qrels: Callable[[], list]) -> Callable[[], list]:
@@ -237,9 +245,18 @@ def query_text(record, kind: str) -> str:
     return text
 
 
-def collection_jsonl(dataset_id: str) -> Path:
-    """A Pyserini JsonCollection folder holding the docs of `dataset_id`."""
+def json_collection_folder(dataset_id: str) -> Path | None:
+    """The Pyserini JsonCollection folder holding the docs of `dataset_id`, or None if they are not one."""
     docs = load(dataset_id).docs_handler()
-    if not isinstance(docs, _JsonCollectionDocs):
+    return docs.collection_dir() if isinstance(docs, _JsonCollectionDocs) else None
+
+
+def collection_jsonl(dataset_id: str) -> Path:
+    """A Pyserini JsonCollection folder holding the docs of `dataset_id` (a UserError if there is none)."""
+    folder = json_collection_folder(dataset_id)
+    if folder is None:
         raise UserError(f"{dataset_id} has no JsonCollection docs; prepare them with `python -m convdr_pyserini.collection`")
-    return docs.collection_dir()
+    return folder
+
+
+register()

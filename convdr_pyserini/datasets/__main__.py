@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import collections
 
-from .._cli import cli_main
+from .._cli import ArgumentParser, cli_main
 from ..errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m convdr_pyserini.datasets", description=__doc__)
+    parser = ArgumentParser(prog="python -m convdr_pyserini.datasets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the dataset ids this package registers")
     summary = commands.add_parser("summary", help="count docs, queries, judged queries and qrels by grade")

@@ -5,10 +5,13 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..errors import UserError
-from .readers import field, read_json, read_tsv_pairs
+from ..io.text import read_json, required_field as field
+from ..io.topics import read_tsv_pairs
 
 # Topic numbers of each official topic file: a file from another year is refused.
 TOPIC_RANGES = {"cast19-train": range(1, 31), "cast19": range(31, 81), "cast20": range(81, 106)}
+OPTIONAL_TEXT_FIELDS = ("manual_rewritten_utterance", "automatic_rewritten_utterance", "manual_canonical_result_id",
+                        "automatic_canonical_result_id")
 
 
 class Cast19Query(NamedTuple):
@@ -32,38 +35,44 @@ class Cast20Query(NamedTuple):
     topic_number: int
     turn_number: int
     raw_utterance: str
-    manual_rewritten_utterance: str
-    automatic_rewritten_utterance: str
+    manual_rewritten_utterance: Optional[str]
+    automatic_rewritten_utterance: Optional[str]
     history: tuple[str, ...]
-    manual_canonical_result_id: str
-    automatic_canonical_result_id: str
-    history_manual_canonical_result_ids: tuple[str, ...]
-    history_automatic_canonical_result_ids: tuple[str, ...]
+    manual_canonical_result_id: Optional[str]
+    automatic_canonical_result_id: Optional[str]
+    history_manual_canonical_result_ids: Optional[tuple[str, ...]]
+    history_automatic_canonical_result_ids: Optional[tuple[str, ...]]
 
     def default_text(self) -> str:
         return self.raw_utterance
 
 
-def _topics(path: Path, year: str) -> list[dict]:
+def _topics(path: Path, year: str | None) -> list[dict]:
+    """The topics of a CAsT JSON file, checked (numbers, turns, strings); with `year`, its topic range too."""
     topics = read_json(path)
-    if not isinstance(topics, list):
-        raise UserError(f"{path}: expected a JSON list of topics")
-    allowed = TOPIC_RANGES[year]
+    if not isinstance(topics, list) or not topics:
+        raise UserError(f"{path}: expected a non-empty JSON list of CAsT topics")
+    allowed = TOPIC_RANGES[year] if year else None
     seen: set[str] = set()
     for index, topic in enumerate(topics):
         where = f"{path}: topic #{index + 1}"
-        number = field(topic, "number", where)
-        if number not in allowed:
+        number = field(topic, "number", where, int)
+        if allowed is not None and number not in allowed:
             raise UserError(
                 f"{path}: topic {number} is not a {year} topic (expected {allowed.start}-{allowed.stop - 1}); "
                 "wrong year's topic file?"
             )
-        for turn in field(topic, "turn", where):
-            query_id = f"{number}_{field(turn, 'number', f'{where} turn')}"
+        turns = field(topic, "turn", where, list)
+        for turn in turns:
+            query_id = f"{number}_{field(turn, 'number', f'{where} turn', int)}"
             if query_id in seen:
                 raise UserError(f"{path}: duplicate query id {query_id}")
             seen.add(query_id)
-            field(turn, "raw_utterance", f"{path}: turn {query_id}")
+            turn_where = f"{path}: turn {query_id}"
+            field(turn, "raw_utterance", turn_where, str)
+            for name in OPTIONAL_TEXT_FIELDS:
+                if name in turn:
+                    field(turn, name, turn_where, str)
     return topics
 
 
@@ -132,3 +141,42 @@ def cast20_queries(manual_path: Path, automatic_path: Path) -> list[Cast20Query]
             manual_ids.append(manual_id)
             automatic_ids.append(automatic_id)
     return queries
+
+
+def cast_json_queries(path: Path) -> list[Cast19Query | Cast20Query]:
+    """The turns of one CAsT JSON topics file of any year and shape (2019 evaluation topics, 2020 manual or
+    automatic): CAsT-20 records when the file names canonical responses, else CAsT-19 records. Fields the
+    file lacks are None. History is the topic's earlier raw utterances, as for the dataset ids."""
+    topics = _topics(path, None)
+    canonical = any(name in turn for topic in topics for turn in topic["turn"]
+                    for name in ("manual_canonical_result_id", "automatic_canonical_result_id"))
+    queries: list = []
+    for topic in topics:
+        history: list[str] = []
+        manual_ids: list = []
+        automatic_ids: list = []
+        for turn in topic["turn"]:
+            query_id = f"{topic['number']}_{turn['number']}"
+            raw = turn["raw_utterance"].strip()
+            manual = _stripped(turn.get("manual_rewritten_utterance"))
+            if canonical:
+                automatic = _stripped(turn.get("automatic_rewritten_utterance"))
+                manual_id, automatic_id = turn.get("manual_canonical_result_id"), turn.get("automatic_canonical_result_id")
+                queries.append(Cast20Query(query_id, topic["number"], turn["number"], raw, manual, automatic,
+                                           tuple(history), manual_id, automatic_id, _known(manual_ids),
+                                           _known(automatic_ids)))
+                manual_ids.append(manual_id)
+                automatic_ids.append(automatic_id)
+            else:
+                queries.append(Cast19Query(query_id, topic["number"], turn["number"], raw, manual, tuple(history)))
+            history.append(raw)
+    return queries
+
+
+def _stripped(text: str | None) -> str | None:
+    return None if text is None else text.strip()
+
+
+def _known(ids: list) -> tuple | None:
+    """The earlier turns' canonical ids, or None when the file does not give them (not a partial list)."""
+    return None if any(doc_id is None for doc_id in ids) else tuple(ids)

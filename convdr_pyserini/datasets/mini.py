@@ -7,15 +7,17 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Iterator
 
 from .. import files
-from .._cli import atomic_output
-from ..collection.sources import car_paragraphs, marco_passages, normalize
+from ..collection.sources import car_paragraphs, marco_passages
 from ..errors import UserError
-from .readers import field, read_json
+from ..io.atomic import atomic_output
+from ..io.passages import source_text
+from ..io.text import read_json, read_lines, required_field as field
 
 SNIPPET_FILES = [
     f"cast-20/cast-snippets-2020/group-{group}_batch-{batch}_paragraph_regular.csv"
@@ -28,12 +30,13 @@ EXTENDED_TOPICS = [
 ]
 MARCO_SAMPLE = "collection-samples/ms_marco_passage_sample.tsv"
 CAR_SAMPLE = "collection-samples/trec_car_paragraph_sample.cbor"
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: ConvDR's passage text (whitespace runs kept), see convdr_pyserini.io.passages
 
 
 def snippet_passages(path: Path) -> Iterator[tuple[str, str]]:
     """(passage id, text) rows of one CAsT-snippets CSV."""
-    with open(path, encoding="utf-8", newline="") as handle:
+    text = "".join(line for _, line in read_lines(path, keep_ends=True))
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         for name in ("Input.passage_id", "Input.passage"):
             if reader.fieldnames is None or name not in reader.fieldnames:
@@ -64,7 +67,7 @@ def mini_passages() -> dict[str, str]:
     passages: dict[str, str] = {}
     for source in sources:
         for doc_id, text in source:
-            passages.setdefault(doc_id, normalize(text))
+            passages.setdefault(doc_id, source_text(doc_id, text))
     return passages
 
 
@@ -75,7 +78,7 @@ def mini_collection_dir() -> Path:
     if target.is_file():
         return folder
     passages = mini_passages()
-    with atomic_output(target) as out:
+    with atomic_output(target, overwrite=True) as out:
         for doc_id in sorted(passages):
             out.write(json.dumps({"id": doc_id, "contents": passages[doc_id]}, ensure_ascii=False) + "\n")
     return folder

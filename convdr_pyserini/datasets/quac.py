@@ -8,7 +8,8 @@ from typing import Iterator, NamedTuple, Optional
 from ir_datasets.formats import TrecQrel
 
 from ..errors import UserError
-from .readers import field, iter_json_lines, read_json
+from ..io.passages import TITLE_TEXT_FIELDS, Passage
+from ..io.text import read_json, read_json_lines as iter_json_lines, required_field as field
 
 ORQUAC_QID = re.compile(r"^(C_[0-9a-f]+_[01])_q#(\d+)$")
 
@@ -30,7 +31,7 @@ class QuacQuery(NamedTuple):
 
 
 class OrquacDoc(NamedTuple):
-    """An OR-QuAC passage block."""
+    """An OR-QuAC passage block; its encoder input is the pair (title, text) (see `convdr_pyserini.io.passages`)."""
 
     doc_id: str
     title: str
@@ -90,8 +91,8 @@ def orquac_docs(path: Path) -> Iterator[OrquacDoc]:
     from ..collection.sources import orquac_blocks
 
     for record in orquac_blocks(path):
-        title, _, text = record.contents.partition("\n")
-        yield OrquacDoc(record.doc_id, title, text)
+        passage = Passage.from_contents(record.doc_id, record.contents, TITLE_TEXT_FIELDS)
+        yield OrquacDoc(passage.doc_id, passage.title, passage.text)
 
 
 def canard_queries(path: Path) -> list[QuacQuery]:

@@ -1,8 +1,10 @@
-"""Encoder cards: `encoders/<name>.yaml` says what a dense encoder is and where its weights come from.
+"""Encoder cards: `<name>.yaml` says what a dense encoder is and where its weights come from.
 
 A card records the architecture (`rdot_nll`, `dpr` or `mean`), the normalisation, the embedding dimension,
 the maximum lengths, the tokenizer options and the weights' source (a local path, a Python package, or a
-URL with its sha256), plus the citation. `resolve_card` accepts a card name, a card file, or a model folder.
+URL with its sha256), plus the citation. The built-in cards ship inside the package
+(`convdr_pyserini/data/encoders/`); trained and user models live in folders (`encoders/<name>/` by convention)
+holding an `encoder.yaml`. `resolve_card` accepts a card name, a card file, or a model folder.
 Nothing here imports torch.
 """
 from __future__ import annotations
@@ -22,11 +24,22 @@ TRUNCATIONS = ("convdr", "keep-current")
 CARD_FILE = "encoder.yaml"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CHECKPOINT_SUFFIXES = (".cp", ".bin", ".pt", ".pth", ".safetensors")
+_FIELD_TYPES = {"name": str, "normalize": bool, "dimension": int, "max_query_length": int, "max_passage_length": int,
+                "max_concat_length": int, "max_response_length": int, "lowercase": bool, "response_token": str, "tokenizer": str, "weights": dict,
+                "description": str, "citation": str, "training": dict, "training_defaults": dict}
+_OPTIONAL = {"dimension", "tokenizer", "training", "training_defaults", "max_response_length"}
+TRAINING_DEFAULT_KEYS = ("kd_weight", "ranking_weight", "temperature")
+_KIND_NAMES = {str: "a string", bool: "true or false", int: "a positive integer", dict: "a mapping"}
+
+
+USER_MODELS = Path("encoders")  # trained models by name, relative to the working directory
 
 
 def cards_dir() -> Path:
-    """The repository's `encoders/` folder (the package is installed editable, so it sits beside it)."""
-    return Path(__file__).resolve().parents[2] / "encoders"
+    """The folder of the built-in cards, shipped as package data."""
+    from importlib import resources
+
+    return Path(str(resources.files("convdr_pyserini") / "data" / "encoders"))
 
 
 @dataclasses.dataclass
@@ -40,6 +53,7 @@ class EncoderCard:
     max_query_length: int = 64
     max_passage_length: int = 512
     max_concat_length: int = 256
+    max_response_length: int | None = None  # cut a canonical response to this many tokens (None: ConvDR, no cut)
     lowercase: bool = False  # lower-case text before tokenizing (transformers 2.x `do_lower_case` on RoBERTa)
     truncate: str = "convdr"  # default truncation of conversational inputs
     response_token: str = "<response>"
@@ -48,22 +62,36 @@ class EncoderCard:
     description: str = ""
     citation: str = ""
     training: dict[str, Any] | None = None  # filled in by the trainer: data, loss, folds, seed, metrics
+    training_defaults: dict[str, Any] | None = None  # loss settings for students of this encoder (kd_weight, ...)
     source: Path | None = None  # the card file (or model folder) this came from
 
     def __post_init__(self) -> None:
+        where = f"encoder card {self.source or self.name}"
         if self.architecture is not None and self.architecture not in ARCHITECTURES:
-            raise UserError(
-                f"encoder card {self.name}: architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
-            )
+            raise UserError(f"{where}: architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         if self.truncate not in TRUNCATIONS:
-            raise UserError(f"encoder card {self.name}: truncate {self.truncate!r} is not one of {', '.join(TRUNCATIONS)}")
+            raise UserError(f"{where}: truncate {self.truncate!r} is not one of {', '.join(TRUNCATIONS)}")
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise UserError(f"{where}: {name} is {value!r}, expected {_KIND_NAMES[kind]}")
+            if kind is int and value < 1:
+                raise UserError(f"{where}: {name} is {value}, expected a positive integer")
+        for key, value in (self.training_defaults or {}).items():
+            if key not in TRAINING_DEFAULT_KEYS:
+                raise UserError(f"{where}: training_defaults.{key} is not one of {', '.join(TRAINING_DEFAULT_KEYS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf") \
+                    or (key == "temperature" and value == 0):
+                raise UserError(f"{where}: training_defaults.{key} is {value!r}, expected a finite number >= 0")
 
     @classmethod
     def from_mapping(cls, data: dict, source: Path | None = None) -> "EncoderCard":
         """Build a card from parsed YAML (nested `max_length:` and `tokenizer:` sections allowed)."""
         data = dict(data)
         lengths = data.pop("max_length", None) or {}
-        for key in ("query", "passage", "concat"):
+        for key in ("query", "passage", "concat", "response"):
             if key in lengths:
                 data[f"max_{key}_length"] = lengths[key]
         tokenizer = data.pop("tokenizer", None)
@@ -74,7 +102,11 @@ class EncoderCard:
             tokenizer = tokenizer.get("source")
         data["tokenizer"] = tokenizer
         if isinstance(data.get("normalize"), str):
-            data["normalize"] = data["normalize"].lower() in ("l2", "true", "yes")
+            words = {"l2": True, "none": False}
+            if data["normalize"].lower() not in words:
+                raise UserError(f"encoder card {source or data.get('name', '?')}: normalize is {data['normalize']!r}, "
+                                "expected true, false, l2 or none")
+            data["normalize"] = words[data["normalize"].lower()]
         known = {field.name for field in dataclasses.fields(cls)} - {"source"}
         unknown = sorted(set(data) - known - {"pooling"})
         if unknown:
@@ -102,23 +134,27 @@ class EncoderCard:
                 "query": self.max_query_length,
                 "passage": self.max_passage_length,
                 "concat": self.max_concat_length,
+                **({"response": self.max_response_length} if self.max_response_length is not None else {}),
             },
             "tokenizer": {"source": self.tokenizer, "lowercase": self.lowercase, "response_token": self.response_token},
             "truncate": self.truncate,
             "weights": dict(self.weights),
             "citation": self.citation,
         }
+        if self.training_defaults is not None:
+            data["training_defaults"] = self.training_defaults
         if self.training is not None:
             data["training"] = self.training
         return data
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the card as YAML to `path`."""
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the card as YAML to `path` (atomically)."""
         import yaml
 
-        path = Path(path)
-        path.write_text(yaml.safe_dump(self.to_mapping(), sort_keys=False, allow_unicode=True), encoding="utf-8")
-        return path
+        from ..io.atomic import write_text
+
+        return write_text(path, yaml.safe_dump(self.to_mapping(), sort_keys=False, allow_unicode=True),
+                          overwrite=overwrite)
 
     def weights_location(self) -> Path:
         """Local path of the weights (folder or checkpoint file), downloading them into the cache if needed."""
@@ -151,21 +187,20 @@ class EncoderCard:
 
 
 def available_cards() -> list[str]:
-    folder = cards_dir()
-    if not folder.is_dir():
-        return []
-    return sorted([path.stem for path in folder.glob("*.yaml")] + [path.parent.name for path in folder.glob(f"*/{CARD_FILE}")])
+    """Names `--encoder` takes: the built-in cards, and the models saved under `./encoders/<name>/`."""
+    names = [path.stem for path in cards_dir().glob("*.yaml")]
+    if USER_MODELS.is_dir():
+        names += [path.stem for path in USER_MODELS.glob("*.yaml")]
+        names += [path.parent.name for path in USER_MODELS.glob(f"*/{CARD_FILE}")]
+    return sorted(set(names))
 
 
 def load_card_file(path: str | os.PathLike) -> EncoderCard:
     """Parse one card file."""
-    import yaml
+    from ..io.text import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise UserError(f"encoder card {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise UserError(f"encoder card {path} is not a YAML mapping")
     return EncoderCard.from_mapping(data, source=path)
@@ -203,8 +238,10 @@ def resolve_card(name_or_path: str | os.PathLike | EncoderCard) -> EncoderCard:
     if os.sep not in text and "/" not in text:
         if (cards_dir() / f"{text}.yaml").is_file():
             return load_card_file(cards_dir() / f"{text}.yaml")
-        if (cards_dir() / text / CARD_FILE).is_file():  # a trained model saved as encoders/<name>/
-            return resolve_card(cards_dir() / text)
+        if (USER_MODELS / f"{text}.yaml").is_file():
+            return load_card_file(USER_MODELS / f"{text}.yaml")
+        if (USER_MODELS / text / CARD_FILE).is_file():  # a trained model saved as encoders/<name>/
+            return resolve_card(USER_MODELS / text)
     if os.sep in text or "/" in text or path.suffix:
         raise UserError(f"encoder {text}: no such card file, model folder or checkpoint")
     import difflib
@@ -212,7 +249,7 @@ def resolve_card(name_or_path: str | os.PathLike | EncoderCard) -> EncoderCard:
     names = available_cards()
     close = difflib.get_close_matches(text, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UserError(f"unknown encoder card {text!r} (cards in {cards_dir()}: {', '.join(names) or 'none'}){hint}")
+    raise UserError(f"unknown encoder card {text!r} (known: {', '.join(names) or 'none'}){hint}")
 
 
 def _is_sentence_transformer(path: Path) -> bool:

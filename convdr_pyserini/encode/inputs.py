@@ -36,7 +36,11 @@ class InputBuilder:
         self.response_id = tokenizer.convert_tokens_to_ids([response_token])[0]
 
     def text_ids(self, text: str) -> list[int]:
-        """Token ids of `text`, without special tokens (ConvDR: `convert_tokens_to_ids(tokenize(text))`)."""
+        """Token ids of `text`, without special tokens (ConvDR: `convert_tokens_to_ids(tokenize(text))`).
+
+        The text is stripped first, as transformers 2.3.0 (ConvDR's) did in `tokenize`: in RoBERTa's byte-level
+        BPE a leading space would otherwise become part of the first token."""
+        text = text.strip()
         if self.lowercase:
             text = text.lower()
         return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
@@ -54,13 +58,16 @@ class InputBuilder:
         response: str | None = None,
         max_length: int = 256,
         truncate: str = "convdr",
+        max_response_length: int | None = None,
     ) -> list[int]:
-        """ConvDR's concatenated input for the current `query` after `history` (oldest first)."""
+        """ConvDR's concatenated input for the current `query` after `history` (oldest first); the response is
+        cut to its first `max_response_length` tokens when given (ConvDR keeps it whole)."""
         prefix = [self.cls_id] if self.bert_style else []
         opener = [] if self.bert_style else [self.cls_id]
         segments = [opener + self.text_ids(turn) + [self.sep_id] for turn in history]
         if response is not None:
-            segments.append(opener + [self.response_id] + self.text_ids(response) + [self.sep_id])
+            response_ids = self.text_ids(response)[:max_response_length]
+            segments.append(opener + [self.response_id] + response_ids + [self.sep_id])
         segments.append(opener + self.text_ids(query) + [self.sep_id])
         if truncate == "convdr":
             return (prefix + [token for segment in segments for token in segment])[:max_length]

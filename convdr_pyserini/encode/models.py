@@ -128,16 +128,20 @@ class DenseEncoder:
         return encoded["input_ids"]
 
     def _case(self, text: str) -> str:
+        """The text as the tokenizer gets it: stripped (as transformers 2.x did before tokenizing), lower-cased
+        when the card says so."""
+        text = text.strip()
         return text.lower() if self.card.lowercase else text
 
     def query_token_ids(self, query, mode: str, history: Sequence[str] | None = None,
                         responses: Sequence[str] | None = None, max_query_length: int | None = None,
-                        max_concat_length: int | None = None, truncate: str | None = None) -> list[int]:
+                        max_concat_length: int | None = None, truncate: str | None = None,
+                        max_response_length: int | None = None) -> list[int]:
         """ConvDR's input ids for a query (a string or `{query, history, responses}`) in `mode`.
 
         `raw`/`manual`/`automatic` use the utterance alone; `no_res` adds the history; `man_can`/`auto_can`
         also the previous turn's response (`responses[-1]`). The concatenation is capped, as in ConvDR, at the
-        model's limit minus two. Unset lengths and truncation come from the card.
+        model's limit minus two. Unset lengths, the response cut and truncation come from the card.
         """
         text, history, responses = query_parts(query, history, responses)
         if mode in SINGLE_MODES:
@@ -146,7 +150,8 @@ class DenseEncoder:
             raise UserError(f"query mode {mode!r} is not one of {', '.join(SINGLE_MODES + CONVERSATIONAL_MODES)}")
         response = responses[-1] if mode in ("man_can", "auto_can") and responses else None
         limit = min(max_concat_length or self.card.max_concat_length, self.max_tokens - 2)
-        return self.inputs.conversation(text, history, response, limit, truncate or self.card.truncate)
+        return self.inputs.conversation(text, history, response, limit, truncate or self.card.truncate,
+                                        max_response_length or self.card.max_response_length)
 
     def pad(self, id_lists: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-pad token-id lists into `(input_ids, attention_mask)` tensors on the encoder's device."""
@@ -184,7 +189,7 @@ class DenseEncoder:
     def encode_ids(self, id_lists: Sequence[Sequence[int]], tower: str = "query", batch_size: int = 64,
                    progress: bool = False) -> np.ndarray:
         """Embed ready token-id lists; batches are formed after sorting by length, output keeps input order."""
-        from tqdm import tqdm
+        from .._progress import progress_bar
 
         model = self.query_model if tower == "query" else self.passage_model
         output = np.zeros((len(id_lists), self.dim), dtype=np.float32)
@@ -192,8 +197,8 @@ class DenseEncoder:
         was_training = model.training
         model.eval()
         try:
-            with torch.inference_mode(), tqdm(total=len(order), unit=" " + tower + "s", disable=not progress,
-                                              desc=f"encoding {tower}s", dynamic_ncols=True) as bar:
+            with torch.inference_mode(), progress_bar(total=len(order), unit=" " + tower + "s", enabled=progress,
+                                                      desc=f"encoding {tower}s") as bar:
                 for start in range(0, len(order), batch_size):
                     rows = order[start : start + batch_size]
                     embeddings = model(*self.pad([id_lists[i] for i in rows]))
@@ -204,14 +209,14 @@ class DenseEncoder:
         return output
 
     # -- saving --------------------------------------------------------------------------------------------
-    def save(self, folder: str | os.PathLike, **card_changes) -> Path:
+    def save(self, folder: str | os.PathLike, overwrite: bool = False, **card_changes) -> Path:
         """Write a Hugging Face-style folder (config, safetensors, tokenizer) with its `encoder.yaml` card."""
         from safetensors.torch import save_file
 
-        from .._cli import atomic_directory
+        from ..io.atomic import atomic_directory
 
         folder = Path(folder)
-        with atomic_directory(folder) as tmp:
+        with atomic_directory(folder, overwrite=overwrite) as tmp:
             state = {key: value.detach().float().cpu().contiguous() for key, value in self.model.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             self.config.to_json_file(str(tmp / "config.json"))

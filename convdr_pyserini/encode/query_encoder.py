@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import _java
-from .._cli import atomic_output
+from ..io.atomic import atomic_output
 from ..errors import UserError
 from .cards import EncoderCard
 from .inputs import MODES

@@ -2,6 +2,8 @@
 
     python -m convdr_pyserini.evaluate --qrels convdr/cast20 --run A.trec B.trec \\
         --measures "nDCG@3 RR(rel=2) R(rel=2)@100" --baseline A.trec --by-turn turns.png
+    python -m convdr_pyserini.evaluate --qrels convdr/cast20 --run raw.trec \\
+        --condition "ConvDR-KD" kd.seed1.trec kd.seed2.trec kd.seed3.trec --baseline raw.trec
 
 Writes `<run>.eval.json` next to every run. Every problem in the inputs is reported on its own
 line (`file:line: message`), then the exit code is 2.
@@ -9,21 +11,28 @@ line (`file:line: message`), then the exit code is 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
-from .._cli import check_writable, cli_main
+from .._cli import ArgumentParser, cli_main
 from ..errors import UserError
+
+logger = logging.getLogger("convdr_pyserini.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m convdr_pyserini.evaluate",
         description="Evaluate TREC runs with ir_measures; several runs side by side, with paired significance "
         "tests against a baseline. Writes <run>.eval.json next to every run.",
     )
     parser.add_argument("--qrels", required=True, help="an ir_datasets id (e.g. convdr/cast20) or a TREC qrels file")
-    parser.add_argument("--run", nargs="+", required=True, metavar="RUN", help="TREC run files (qid Q0 docid rank score tag)")
+    parser.add_argument("--run", nargs="+", default=[], metavar="RUN",
+                        help="run files (trec: qid Q0 docid rank score tag; or msmarco: qid docid rank)")
+    parser.add_argument("--condition", nargs="+", action="append", default=[], metavar=("NAME", "RUN"),
+                        help="a condition over several runs (e.g. seeds): its name, then its run files; reported as "
+                             "mean ± std with each run's values (repeatable)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument(
         "--measures",
@@ -35,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a dataset's customary measures and relevance convention (default: from the qrels' dataset id)",
     )
     parser.add_argument("--topics", metavar="ID", help="ir_datasets id whose query ids the runs may use (for a qrels file)")
-    parser.add_argument("--baseline", metavar="RUN", help="run to test the others against (added to the runs if absent)")
+    parser.add_argument("--baseline", metavar="RUN", help="run (or condition name) to test the others against "
+                                                         "(a run file is added to the runs if absent)")
     parser.add_argument(
         "--missing-as-zero",
         action="store_true",
@@ -45,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--judged-only", action="store_true", help="remove unjudged documents from the runs before scoring")
     parser.add_argument("--per-query", action="store_true", help="also print each query's values")
     parser.add_argument("--by-turn", metavar="PLOT.png", help="print each measure by turn number and plot it to this PNG")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --by-turn plot")
     parser.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format (default: table)")
     return parser
 
@@ -68,43 +79,43 @@ def _run_names(paths: list[str]) -> dict[str, str]:
 
 @cli_main(build_parser)
 def main(args: argparse.Namespace) -> int:
-    from .by_turn import by_turn, plot_by_turn
-    from .engine import evaluate_runs
-    from .inputs import InvalidInput
-    from .report import render
+    from ..io.atomic import prepare_output
+    from .engine import evaluate
 
+    conditions = {}
+    for entry in args.condition:
+        if len(entry) < 2:
+            raise UserError(f"--condition {entry[0]}: give the condition's name, then at least one run file")
+        if entry[0] in conditions:
+            raise UserError(f"--condition {entry[0]} is given twice")
+        conditions[entry[0]] = list(dict.fromkeys(entry[1:]))
     paths = list(dict.fromkeys(args.run))
-    if args.baseline is not None and args.baseline not in paths:
+    if args.baseline is not None and args.baseline not in paths and args.baseline not in conditions:
         paths.insert(0, args.baseline)
+    if not paths and not conditions:
+        raise UserError("give --run files and/or --condition NAME RUN...")
     runs = _run_names(paths)
-    baseline = None if args.baseline is None else next(name for name, path in runs.items() if path == args.baseline)
-    for path in runs.values():
-        check_writable(f"{path}.eval.json")
+    clash = sorted(set(runs) & set(conditions))
+    if clash:
+        raise UserError(f"--condition name {clash[0]} is also the name of a --run file")
+    baseline = args.baseline if args.baseline in conditions else \
+        None if args.baseline is None else next(name for name, path in runs.items() if path == args.baseline)
+    inputs = [*runs.values(), *(path for members in conditions.values() for path in members), args.qrels]
+    for path in inputs[:-1]:
+        prepare_output(f"{path}.eval.json", inputs, overwrite=True)
     if args.by_turn:
-        check_writable(args.by_turn)
+        prepare_output(args.by_turn, inputs, args.overwrite)
     measures, preset = _measures_and_preset(args)
-    try:
-        result = evaluate_runs(
-            args.qrels,
-            runs,
-            measures,
-            baseline=baseline,
-            missing_as_zero=args.missing_as_zero,
-            judged_only=args.judged_only,
-            preset=preset,
-            topics=args.topics,
-        )
-    except InvalidInput as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
-    turns = by_turn(result) if args.by_turn else None
-    if turns is not None:
-        plot_by_turn(turns, args.by_turn, title=f"{result.qrels.source}: mean by turn number")
+    result = evaluate(args.qrels, {**runs, **conditions}, measures, baseline=baseline,
+                      missing_as_zero=args.missing_as_zero, judged_only=args.judged_only, preset=preset,
+                      topics=args.topics)
+    turns = None
+    if args.by_turn:
+        turns = result.by_turn(args.by_turn, overwrite=args.overwrite)
     written = result.write_eval_files()
-    print(render(result, args.format, per_query=args.per_query, turns=turns))
+    print(result.table(args.format, per_query=args.per_query, turns=turns))
     for path in written + ([args.by_turn] if args.by_turn else []):
-        print(f"wrote {path}", file=sys.stderr)
+        logger.info("wrote %s", path)
     return 0
 
 

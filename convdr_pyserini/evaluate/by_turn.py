@@ -30,7 +30,7 @@ def by_turn(result: EvaluationResult) -> TurnTable:
     """Average every run's per-query values by the turn number of the query.
 
     Turn numbers come from the topics (`turn_number`) or, without topics, from the trailing number of
-    the query id. The query count per turn is that of the first run (all runs share it under
+    the query id. A condition over seeds contributes its per-query means. The query count per turn is that of the first run (all runs share it under
     `--missing-as-zero`; otherwise each run averages over its own judged queries).
     """
     means: dict[str, dict[str, dict[int, float]]] = {}
@@ -40,7 +40,7 @@ def by_turn(result: EvaluationResult) -> TurnTable:
         for measure, values in scores.per_query.items():
             grouped: dict[int, list[float]] = {}
             for qid, value in values.items():
-                turn = result.qrels.turn_of(qid)
+                turn = result.turn_of(qid)
                 if turn is not None:
                     grouped.setdefault(turn, []).append(value)
             means[scores.name][measure] = {turn: sum(v) / len(v) for turn, v in sorted(grouped.items())}
@@ -51,16 +51,20 @@ def by_turn(result: EvaluationResult) -> TurnTable:
 
 
 def plot_by_turn(
-    table: TurnTable, path: str | os.PathLike, title: str = "", measures: list[str] | None = None
+    table: TurnTable, path: str | os.PathLike, title: str = "", measures: list[str] | None = None,
+    inputs: list = (), overwrite: bool = False,
 ) -> None:
-    """Write a PNG with one panel per measure (all, or those named): the mean at each turn, one line per run."""
+    """Write a PNG with one panel per measure (all, or those named): the mean at each turn, one line per run.
+
+    `inputs` (the runs and qrels behind the table) are never overwritten."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .._cli import atomic_output
+    from ..io.atomic import atomic_output, prepare_output
 
+    prepare_output(path, inputs, overwrite)
     measures = measures or list(next(iter(table.means.values())))
     columns = 2 if len(measures) == 4 else min(len(measures), 3)
     rows = -(-len(measures) // columns)
@@ -82,6 +86,6 @@ def plot_by_turn(
     if title:
         figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
-    with atomic_output(path, "wb") as handle:
+    with atomic_output(path, "wb", inputs=inputs, overwrite=overwrite) as handle:
         figure.savefig(handle, format="png", dpi=120)
     plt.close(figure)

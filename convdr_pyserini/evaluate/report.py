@@ -27,15 +27,28 @@ def _p_value(value: float | None) -> str:
 
 
 def summary_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
-    """The side-by-side table: one row per run, one column per measure, marks from the significance tests."""
+    """The side-by-side table: one row per run (a condition over seeds: mean ± std), one column per measure,
+    marks from the significance tests."""
     header = ["run", "queries", *result.measures]
     rows = []
     for scores in result.runs:
         cells = [scores.name, str(scores.queries)]
         for measure in result.measures:
             comparison = result.comparison(scores.name, measure)
-            cells.append(_number(scores.aggregate[measure]) + (comparison.marks() if comparison else ""))
+            value = _number(scores.aggregate[measure])
+            if scores.seeds:
+                value += f" ± {_number(scores.std[measure])}"
+            cells.append(value + (comparison.marks() if comparison else ""))
         rows.append(cells)
+    return header, rows
+
+
+def seed_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    """Each run of each condition over seeds, one column per measure."""
+    header = ["condition", "run", *result.measures]
+    rows = [[scores.name, str(member.run.path or member.name) if member.run else member.name,
+             *(_number(member.aggregate[m]) for m in result.measures)]
+            for scores in result.runs for member in scores.seeds]
     return header, rows
 
 
@@ -52,7 +65,7 @@ def per_query_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]
     header = ["run", "query", *result.measures]
     rows = []
     for scores in result.runs:
-        queries = sorted(next(iter(scores.per_query.values())), key=natural_key)
+        queries = sorted(next(iter(scores.per_query.values()), {}), key=natural_key)
         rows.extend([scores.name, qid, *(_number(scores.per_query[m][qid]) for m in result.measures)] for qid in queries)
     return header, rows
 
@@ -71,6 +84,8 @@ def sections(
 ) -> list[tuple[str, list[str], list[list[str]]]]:
     """The tables to print, each as (title, header, rows)."""
     found = [("scores", *summary_rows(result))]
+    if any(scores.seeds for scores in result.runs):
+        found.append(("runs of each condition", *seed_rows(result)))
     if result.comparisons:
         found.append((f"paired tests against {result.baseline}", *comparison_rows(result)))
     if turns is not None:
@@ -112,7 +127,8 @@ def render(result: EvaluationResult, fmt: str = "table", per_query: bool = False
     return "\n\n".join(blocks)
 
 
-def write_markdown_table(result: EvaluationResult, path: str | os.PathLike | None = None) -> str:
+def write_markdown_table(result: EvaluationResult, path: str | os.PathLike | None = None,
+                         overwrite: bool = False) -> str:
     """The side-by-side scores (with significance marks and the settings as a note) as Markdown.
 
     Written atomically to `path` when given; always returned.
@@ -120,8 +136,8 @@ def write_markdown_table(result: EvaluationResult, path: str | os.PathLike | Non
     header, rows = summary_rows(result)
     text = markdown(header, rows) + "\n\n" + "\n".join(f"- {line}" for line in result.settings()) + "\n"
     if path is not None:
-        from .._cli import atomic_output
+        from ..io.atomic import write_text
 
-        with atomic_output(path) as handle:
-            handle.write(text)
+        inputs = [member.run.path for scores in result.runs for member in scores.seeds or [scores] if member.run]
+        write_text(path, text, inputs=inputs + [result.qrels.path], overwrite=overwrite)
     return text

@@ -1,174 +1,260 @@
-"""`python -m convdr_pyserini.index dense`: a streaming, resumable, shardable dense (faiss) index builder.
+"""Dense (faiss) indexes in Pyserini's layout: a streaming, resumable, shardable builder.
 
-The collection is read in fixed-size chunks of `--chunk-size` passages. Inside a chunk, passages are
-sorted by length and encoded in batches under `torch.inference_mode`, then written back in collection
-order, straight into the faiss file on disk: memory holds one chunk, never the whole collection.
-After every chunk the build records how many passages are done (`progress.json` in the hidden
-`.<name>.partial` folder), so a killed build rerun with the same command continues from there and ends
-with the same bytes as an uninterrupted one.
+The collection is read in fixed-size chunks of `chunk_size` passages. Inside a chunk, passages are sorted by
+length and encoded in batches under `torch.inference_mode`, then written back in collection order, straight
+into the faiss file on disk: memory holds one chunk, never the whole collection. After every chunk the build
+records how many passages are done (`progress.json` in the hidden `.<name>.partial` folder), so a killed build
+rerun with the same settings continues from there and ends with the same bytes as an uninterrupted one; the
+progress also fingerprints the collection files, so a changed collection is never resumed over.
 
-Sharding assigns whole chunks round-robin (chunk c goes to shard c mod N), so every chunk is encoded
-exactly as in a single build and `merge` can interleave the pieces back into a byte-identical index.
-`--shard I/N` picks a piece by hand; under `torchrun` the piece comes from RANK and WORLD_SIZE.
+Sharding assigns whole chunks round-robin (chunk c goes to shard c mod N), so every chunk is encoded exactly
+as in a single build and `merge_shards` can interleave the pieces back into a byte-identical index. A piece is
+picked by `shard=(I, N)`, or under `torchrun` from RANK and WORLD_SIZE.
+
+    from convdr_pyserini.index import DenseIndexConfig, build_dense_index
+    build_dense_index(DenseIndexConfig("convdr/cast20/mini", "minilm", "indexes/cast20-mini.minilm"))
 """
 from __future__ import annotations
 
-import argparse
-import gzip
 import json
+import logging
 import os
-import shlex
-import shutil
-import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .._cli import positive_int
+import numpy as np
+
+from .._progress import progress_bar
 from ..errors import UserError
+from ..io.atomic import OutputLock, prepare_output, publish_directory
+from ..io.collections import CollectionSource, open_collection
 from . import faiss_io
 
+logger = logging.getLogger(__name__)
 PROGRESS = "progress.json"
 DEFAULT_CHUNK = 4096
+FLAT = "flat"
 
 
-def add_subparser(subparsers) -> argparse.ArgumentParser:
-    """Register `dense` on the `python -m convdr_pyserini.index` parser."""
-    parser = subparsers.add_parser(
-        "dense",
-        help="encode a collection into a faiss index (Pyserini layout)",
-        description="Encode a collection into a faiss index folder (Pyserini layout: index, docid, plus meta.json). "
-        "Killed builds resume when rerun with the same command.",
-    )
-    parser.add_argument("--collection", required=True, help="ir_datasets id (e.g. convdr/cast20/mini) or JsonCollection folder")
-    parser.add_argument("--encoder", required=True, help="encoder card name, card file, model folder or checkpoint")
-    parser.add_argument("--output", required=True, help="index folder to create, e.g. indexes/cast20-mini.minilm")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="passages per forward pass (default 64)")
-    parser.add_argument("--max-length", type=positive_int, default=None, help="passage token limit (default: the card's)")
-    parser.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK,
-                        help=f"passages per length-sorted, checkpointed chunk; also the shard unit (default {DEFAULT_CHUNK})")
-    parser.add_argument("--fp16", action="store_true", help="half-precision encoding (CUDA only); vectors stay float32")
-    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
-                        help="build piece I of N (0-based) into OUTPUT/shard-I-of-N; join with `index merge`")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default cpu)")
-    parser.add_argument("--hnsw", nargs=2, type=positive_int, metavar=("M", "EF"), default=None,
-                        help="write an HNSW index (M links, efConstruction EF) instead of a flat one")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
-    parser.set_defaults(func=run)
-    return parser
+@dataclass
+class DenseIndexConfig:
+    """Everything a dense index build depends on.
+
+    `index_type` is `flat` (exact inner product, streamed to disk) or a faiss factory string (`HNSW32`,
+    `IVF4096,SQ8`, `OPQ96,IVF65536,PQ96`, ...) built from the flat vectors at the end, trained on a seeded
+    sample of `train_sample` stored vectors (default: all of them, up to what the type needs).
+    """
+
+    collection: str
+    encoder: str
+    output: str | os.PathLike
+    batch_size: int = 64
+    max_length: int | None = None
+    chunk_size: int = DEFAULT_CHUNK
+    fp16: bool = False
+    shard: tuple[int, int] | None = None
+    device: str = "cpu"
+    index_type: str = FLAT
+    ef_construction: int | None = None
+    train_sample: int | None = None
+    seed: int = 0
+    overwrite: bool = False
+    command: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "chunk_size"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.max_length is not None and self.max_length < 1:
+            raise UserError(f"max_length must be a positive integer, got {self.max_length}")
+        if self.shard is not None:
+            index, count = self.shard
+            if count < 1 or not 0 <= index < count:
+                raise UserError(f"shard {index}/{count}: need 0 <= I < N")
+        if self.index_type != FLAT and self.shard is not None:
+            raise UserError(f"index type {self.index_type} applies to a whole index: build the shards flat, then "
+                            "merge them with an index type")
+
+    @property
+    def target(self) -> Path:
+        """The folder this build writes: the output, or its `shard-I-of-N` piece."""
+        shard = self.shard or torchrun_shard()
+        return Path(self.output) / faiss_io.shard_name(*shard) if shard else Path(self.output)
 
 
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        shard, shards = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
-    if shards < 1 or not 0 <= shard < shards:
-        raise argparse.ArgumentTypeError(f"shard {text!r}: need 0 <= I < N")
-    return shard, shards
+def torchrun_shard() -> tuple[int, int] | None:
+    """(RANK, WORLD_SIZE) under torchrun, else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the index described by the parsed arguments."""
-    shard = args.shard or _torchrun_shard()
-    output = Path(args.output)
-    target = output / faiss_io.shard_name(*shard) if shard else output
-    if target.exists() and any(target.iterdir()) and not args.overwrite:
-        raise UserError(f"{target} already exists and is not empty; pass --overwrite to replace it")
-    device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")) if shard else 0)
-    if args.hnsw and shard:
-        raise UserError("--hnsw applies to a whole index: build the shards flat, then `index merge --hnsw M EF`")
-    passages, total, collection = open_collection(args.collection)
+def resolve_device(device: str, local_rank: int = 0) -> str:
+    """`cpu` or a concrete `cuda:n` (the local rank's GPU under torchrun); CUDA without a GPU is a UserError."""
+    from ..encode import check_device
 
+    check_device(device)
+    return f"cuda:{local_rank}" if device == "cuda" else device
+
+
+def build_dense_index(config: DenseIndexConfig) -> dict:
+    """Build (or resume, or finish) the index `config` describes; returns its meta.json contents."""
+    shard = config.shard or torchrun_shard()
+    target = config.target
+    source = open_collection(config.collection)
+    from ..encode import resolve_card
+
+    card = resolve_card(config.encoder)
+    inputs = [*source.files, source.folder, _local_weights(card)]
+    prepare_output(target, inputs, config.overwrite, directory=True)
+    with OutputLock(target):
+        return _build(config, source, card, shard, target)
+
+
+def _local_weights(card) -> Path | None:
+    path = card.weights.get("path") if isinstance(card.weights, dict) else None
+    if path is None:
+        return None
+    path = Path(os.path.expanduser(str(path)))
+    if not path.is_absolute() and card.source is not None:
+        path = (card.source if card.source.is_dir() else card.source.parent) / path
+    return path
+
+
+def _build(config: DenseIndexConfig, source: CollectionSource, card, shard, target: Path) -> dict:
     from ..encode import load_encoder
 
-    encoder = load_encoder(args.encoder, device=device, fp16=args.fp16)
-    max_length = args.max_length or encoder.card.max_passage_length
+    device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")) if shard else 0)
+    encoder = load_encoder(card, device=device, fp16=config.fp16)
+    max_length = config.max_length or encoder.card.max_passage_length
+    if config.index_type != FLAT:
+        from .compress import check_factory
+
+        check_factory(config.index_type, encoder.dim)
     settings = {
-        "collection": collection,
+        "collection": source.name,
+        "collection_files": source.fingerprint(),
+        "fields": list(source.fields),
         "encoder": _encoder_identity(encoder.card),
         "dimension": encoder.dim,
         "max_length": max_length,
-        "batch_size": args.batch_size,
-        "chunk_size": args.chunk_size,
-        "fp16": args.fp16,
+        "batch_size": config.batch_size,
+        "chunk_size": config.chunk_size,
+        "fp16": config.fp16,
         "shard": list(shard) if shard else None,
     }
     partial = target.parent / f".{target.name}.partial"
+    progress = _resume_point(partial, settings, config.overwrite)
     started = time.time()
-    done = encode_collection(encoder, passages, total, partial, settings, shard)
-    seconds = time.time() - started
-    index_type = "hnsw" if args.hnsw else "flat"
-    if args.hnsw:
-        # built beside the flat file, which stays resumable until the swap; a kill after the progress
-        # file is gone restarts the build from scratch
-        faiss_io.build_hnsw(faiss_io.open_index_dir(partial), partial / ".index.hnsw", *args.hnsw)
-        (partial / PROGRESS).unlink()
-        os.replace(partial / ".index.hnsw", partial / faiss_io.INDEX)
+    if not progress.get("encoded"):
+        progress = encode_collection(encoder, source, partial, settings, shard, progress)
+    if progress["done"] == 0 and shard is None:
+        raise UserError(f"collection {config.collection} has no passages to index")
+    encode_seconds = progress.get("encode_seconds", round(time.time() - started, 1))
+    index_info = {"index_type": FLAT}
+    if config.index_type != FLAT:
+        index_info = _compress_partial(partial, config, progress, settings)
     meta = {
         "format": faiss_io.FORMAT,
-        "index_type": index_type,
         "metric": "inner_product",
-        "hnsw": {"M": args.hnsw[0], "ef_construction": args.hnsw[1]} if args.hnsw else None,
-        "count": done,
+        **index_info,
+        "count": progress["done"],
         "dimension": encoder.dim,
         "encoder_card": _card_mapping(encoder.card),
-        "collection": collection,
+        "collection": source.name,
+        "fields": list(source.fields),
         "max_length": max_length,
-        "batch_size": args.batch_size,
-        "chunk_size": args.chunk_size,
-        "fp16": args.fp16,
+        "batch_size": config.batch_size,
+        "chunk_size": config.chunk_size,
+        "fp16": config.fp16,
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,
         "device": device,
-        "build_command": build_command(args),
-        "encode_seconds": round(seconds, 1),
+        "build_command": config.command or repr(_config_mapping(config)),
+        "encode_seconds": encode_seconds,
         "versions": _versions(),
     }
     faiss_io.write_meta(partial, meta)
-    (partial / PROGRESS).unlink(missing_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(partial, target)
-    print(f"wrote {target}: {done} passages, dimension {encoder.dim}, {index_type} index", file=sys.stderr)
-    return 0
+    publish_directory(partial, target, overwrite=True)
+    (target / PROGRESS).unlink(missing_ok=True)
+    logger.info("wrote %s: %d passages, dimension %d, %s index", target, progress["done"], encoder.dim,
+                meta["index_type"])
+    return faiss_io.read_meta(target)
 
 
-def encode_collection(encoder, passages, total, partial: Path, settings: dict, shard) -> int:
-    """Encode this shard's chunks of `passages` into `partial` (index + docid), resuming recorded progress."""
-    from tqdm import tqdm
+def _config_mapping(config: DenseIndexConfig) -> dict:
+    return {key: value for key, value in asdict(config).items() if key != "command"}
 
-    done, docid_bytes = _resume_point(partial, settings)
+
+def _compress_partial(partial: Path, config: DenseIndexConfig, progress: dict, settings: dict) -> dict:
+    """Replace the finished flat file in `partial` by the compressed index (once; a rerun reuses it)."""
+    from .compress import build_compressed
+
+    if progress.get("compressed") is None:
+        flat = faiss_io.open_index_dir(partial, verify=False)
+        if not flat.flat:
+            raise UserError(f"{partial} holds a non-flat index but no record of compressing it; delete the folder")
+        info = build_compressed(flat, partial / ".index.compressed", config.index_type, config.train_sample,
+                                config.seed, ef_construction=config.ef_construction)
+        os.replace(partial / ".index.compressed", partial / faiss_io.INDEX)
+        progress["compressed"] = info
+        _save_progress(partial, settings, progress)
+    return progress["compressed"]
+
+
+def encode_collection(encoder, source: CollectionSource, partial: Path, settings: dict, shard,
+                      progress: dict) -> dict:
+    """Encode this shard's chunks of the collection into `partial` (index + docid), resuming `progress`."""
+    started = time.time()
+    done, docid_bytes = progress["done"], progress["docid_bytes"]
     dim, chunk_size, batch_size = settings["dimension"], settings["chunk_size"], settings["batch_size"]
     writer = faiss_io.FlatWriter(partial / faiss_io.INDEX, dim, keep_rows=done)
     docid_handle = open(partial / faiss_io.DOCID, "r+b" if docid_bytes else "wb")
     docid_handle.truncate(docid_bytes)
     docid_handle.seek(docid_bytes)
-    own_total = _shard_total(total, chunk_size, shard) if total is not None else None
-    bar = tqdm(total=own_total, initial=done, unit="passage", unit_scale=True, desc="encoding", dynamic_ncols=True)
+    own_total = shard_total(source.total, chunk_size, shard) if source.total is not None else None
+    bar = progress_bar(total=own_total, initial=done, unit="passage", unit_scale=True, desc="encoding")
     try:
-        for ids, texts in _own_chunks(passages, chunk_size, shard, skip=done):
+        for passages in _own_chunks(source.passages(), chunk_size, shard, skip=done):
             # encode_passages sorts the chunk by token length into batches and runs under inference_mode
-            writer.append(encoder.encode_passages(texts, batch_size=batch_size, max_length=settings["max_length"]))
-            data = "".join(docid + "\n" for docid in ids).encode("utf-8")
+            vectors = encoder.encode_passages([p.encoder_input() for p in passages], batch_size=batch_size,
+                                              max_length=settings["max_length"])
+            _check_finite(vectors, passages)
+            writer.append(vectors)
+            data = "".join(p.doc_id + "\n" for p in passages).encode("utf-8")
             docid_handle.write(data)
             docid_bytes += len(data)
             writer.sync()
             docid_handle.flush()
             os.fsync(docid_handle.fileno())
-            _save_progress(partial, settings, writer.rows, docid_bytes)
-            bar.update(len(ids))
+            progress.update(done=writer.rows, docid_bytes=docid_bytes)
+            _save_progress(partial, settings, progress)
+            bar.update(len(passages))
         writer.finish()
+    except OSError as error:
+        raise UserError(f"cannot write {partial}: {error.strerror}") from None
     finally:
         writer.close()
         docid_handle.close()
         bar.close()
-    return writer.rows
+    progress.update(done=writer.rows, encoded=True,
+                    encode_seconds=round(progress.get("encode_seconds", 0) + time.time() - started, 1))
+    _save_progress(partial, settings, progress)
+    return progress
 
 
-def _own_chunks(passages: Iterator[tuple[str, str]], chunk_size: int, shard, skip: int):
-    """(ids, texts) of the chunks this shard owns, leaving out its first `skip` passages (already done)."""
+def _check_finite(vectors: np.ndarray, passages) -> None:
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        bad = passages[int(np.flatnonzero(~finite)[0])].doc_id
+        raise UserError(f"the encoder gave a non-finite vector (NaN or infinity) for passage {bad}; "
+                        "nothing was indexed past it (with --fp16, try without)")
+
+
+def _own_chunks(passages: Iterator, chunk_size: int, shard, skip: int) -> Iterator[list]:
+    """The chunks this shard owns, leaving out its first `skip` passages (already done)."""
     shard_index, shards = shard or (0, 1)
-    chunk: list[tuple[str, str]] = []
+    chunk: list = []
     number = 0
     owned_seen = 0
     for passage in passages:
@@ -184,13 +270,13 @@ def _emit(chunk, number, shard_index, shards, skip, owned_seen):
     if number % shards != shard_index:
         return owned_seen
     if owned_seen >= skip:
-        yield [docid for docid, _ in chunk], [text for _, text in chunk]
+        yield chunk
     elif owned_seen + len(chunk) > skip:
-        raise UserError(f"recorded progress ({skip} passages) does not end on a chunk boundary; delete the partial build")
+        raise UserError(f"recorded progress ({skip} passages) does not end on a chunk boundary; rerun with --overwrite")
     return owned_seen + len(chunk)
 
 
-def _shard_total(total: int, chunk_size: int, shard) -> int:
+def shard_total(total: int, chunk_size: int, shard) -> int:
     """Passages a shard owns out of `total`."""
     if shard is None:
         return total
@@ -200,122 +286,44 @@ def _shard_total(total: int, chunk_size: int, shard) -> int:
     return sum(min(chunk_size, total - chunk * chunk_size) for chunk in owned)
 
 
-def _resume_point(partial: Path, settings: dict) -> tuple[int, int]:
-    """(passages done, docid file bytes) of a partial build with the same settings; (0, 0) for a fresh one."""
+def _resume_point(partial: Path, settings: dict, overwrite: bool) -> dict:
+    """The progress of a partial build with the same settings; a fresh one otherwise (a partial build made
+    with other settings is refused, or discarded with `overwrite`)."""
+    import shutil
+
     progress_file = partial / PROGRESS
-    if not progress_file.is_file():
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-        _save_progress(partial, settings, 0, 0)
-        return 0, 0
-    progress = json.loads(progress_file.read_text(encoding="utf-8"))
-    if progress["settings"] != settings:
+    progress = None
+    if progress_file.is_file():
+        try:
+            progress = json.loads(progress_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("%s is unreadable; starting the build over", progress_file)
+    if isinstance(progress, dict) and isinstance(progress.get("settings"), dict) \
+            and progress["settings"] != settings and not overwrite:
         changed = sorted(key for key in settings if progress["settings"].get(key) != settings[key])
-        raise UserError(
-            f"{partial} holds a partial build made with different {', '.join(changed)}; "
-            "rerun the same command to resume it, or delete that folder to start over"
-        )
-    print(f"resuming {partial}: {progress['done']} passages already encoded", file=sys.stderr)
-    return progress["done"], progress["docid_bytes"]
+        reasons = [f"it was made with different {', '.join(key for key in changed if key != 'collection_files')}"] \
+            if set(changed) - {"collection_files"} else []
+        if "collection_files" in changed:
+            reasons.append("the collection files changed since it was started")
+        what = " and ".join(reasons)
+        raise UserError(f"{partial} holds a partial build, but {what}; rerun the same command to resume it, "
+                        "or pass --overwrite to start over")
+    if isinstance(progress, dict) and progress.get("settings") == settings \
+            and isinstance(progress.get("done"), int) and isinstance(progress.get("docid_bytes"), int):
+        logger.info("resuming %s: %d passages already encoded", partial, progress["done"])
+        return progress
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    progress = {"done": 0, "docid_bytes": 0}
+    _save_progress(partial, settings, progress)
+    return progress
 
 
-def _save_progress(partial: Path, settings: dict, done: int, docid_bytes: int) -> None:
+def _save_progress(partial: Path, settings: dict, progress: dict) -> None:
     tmp = partial / f".{PROGRESS}.tmp"
-    tmp.write_text(json.dumps({"settings": settings, "done": done, "docid_bytes": docid_bytes}), encoding="utf-8")
+    tmp.write_text(json.dumps({**progress, "settings": settings}), encoding="utf-8")
     os.replace(tmp, partial / PROGRESS)
-
-
-def open_collection(spec: str) -> tuple[Iterator[tuple], int | None, str]:
-    """(iterator of (docid, text or (title, text)), passage count or None, canonical name) for an ir_datasets
-    id or a JsonCollection folder."""
-    path = Path(spec)
-    if path.exists():
-        files = json_collection_files(path)
-        return _read_json_collection(files), _count_lines(files), str(path.resolve())
-    from .. import datasets
-
-    dataset = datasets.load(spec)
-    if not dataset.has_docs():
-        raise UserError(f"dataset {spec} has no documents to index")
-    try:
-        folder = datasets.collection_jsonl(spec)
-    except UserError:
-        folder = None
-    if folder is not None:
-        files = json_collection_files(folder)
-        return _read_json_collection(files), _count_lines(files), spec
-    try:
-        count = dataset.docs_count()
-    except NotImplementedError:  # ir_datasets docs without count metadata
-        count = None
-    return ((doc.doc_id, _doc_text(doc)) for doc in dataset.docs_iter()), count, spec
-
-
-def json_collection_files(path: Path) -> list[Path]:
-    """The `*.jsonl`/`*.json`(.gz) files of a Pyserini JsonCollection folder (or the one file given)."""
-    if path.is_file():
-        return [path]
-    found = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")))
-    if not found:
-        raise UserError(f"{path} holds no *.jsonl or *.json files (expected a Pyserini JsonCollection folder)")
-    return found
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else open(path, encoding="utf-8")
-
-
-def _read_json_collection(files: list[Path]) -> Iterator[tuple[str, str]]:
-    for path in files:
-        with _open_text(path) as handle:
-            for line_number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    docid = record.get("id", record.get("docid", record.get("_id")))
-                    text = record.get("contents", record.get("text"))
-                except (json.JSONDecodeError, AttributeError):
-                    raise UserError(f"{path}:{line_number}: not a JSON object") from None
-                if docid is None or text is None:
-                    raise UserError(f"{path}:{line_number}: expected the fields id and contents")
-                docid = str(docid)
-                if not docid or any(ch.isspace() for ch in docid):
-                    raise UserError(f"{path}:{line_number}: docid {docid!r} is empty or contains whitespace")
-                yield docid, text
-
-
-def _count_lines(files: list[Path]) -> int:
-    total = 0
-    for path in files:
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
-            for block in iter(lambda: handle.read(1 << 24), b""):
-                total += block.count(b"\n")
-    return total
-
-
-def _doc_text(doc):
-    """The encoder input of an ir_datasets doc: `(title, text)` when it has a title (DPR encodes
-    `[CLS] title [SEP] text [SEP]`, as ConvDR did for OR-QuAC), else its text."""
-    text = getattr(doc, "text", None)
-    if not isinstance(text, str):
-        return doc.default_text()
-    title = getattr(doc, "title", None)
-    return (title, text) if isinstance(title, str) else text
-
-
-def resolve_device(device: str, local_rank: int = 0) -> str:
-    """`cpu` or a concrete `cuda:n` (the local rank's GPU under torchrun); CUDA without a GPU is a UserError."""
-    from ..encode import check_device
-
-    check_device(device)
-    return f"cuda:{local_rank}" if device == "cuda" else device
-
-
-def _torchrun_shard() -> tuple[int, int] | None:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
 
 
 def _encoder_identity(card) -> str:
@@ -324,23 +332,7 @@ def _encoder_identity(card) -> str:
 
 
 def _card_mapping(card) -> dict:
-    mapping = card.to_mapping() if hasattr(card, "to_mapping") else dict(vars(card))
-    return json.loads(json.dumps(mapping, default=str))
-
-
-def build_command(args: argparse.Namespace) -> str:
-    """The command line equivalent to the parsed arguments (so it can be pasted back)."""
-    words = ["python", "-m", "convdr_pyserini.index", "dense"]
-    for name in ("collection", "encoder", "output", "batch_size", "max_length", "chunk_size", "shard", "device", "hnsw"):
-        value = getattr(args, name)
-        if value is None:
-            continue
-        if name == "shard":
-            value = f"{value[0]}/{value[1]}"
-        words.append("--" + name.replace("_", "-"))
-        words.extend(str(part) for part in (value if isinstance(value, (list, tuple)) else [value]))
-    words += ["--fp16"] * bool(args.fp16) + ["--overwrite"] * bool(args.overwrite)
-    return " ".join(shlex.quote(word) for word in words)
+    return json.loads(json.dumps(card.to_mapping(), default=str))
 
 
 def _versions() -> dict:

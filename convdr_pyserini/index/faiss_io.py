@@ -3,10 +3,15 @@
 A flat inner-product index is written by streaming its vectors straight into faiss's own on-disk
 format (header, then float32 rows), so neither the builder nor the block searcher ever holds the
 whole matrix in memory, and `faiss.read_index` (hence Pyserini's `FaissSearcher`) reads the file as is.
+
+Opening an index verifies its files against the sha256 checksums in `meta.json`. A verified file is recorded
+in `.verified.json` in the folder by size and modification time, so that repeated searches of a large index
+do not hash it again; a file that changed is hashed (and refused if it differs) the next time.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -17,8 +22,11 @@ import numpy as np
 
 from ..errors import UserError
 from ..files import sha256_of
+from ..io.text import read_text
 
+logger = logging.getLogger(__name__)
 META = "meta.json"
+VERIFIED = ".verified.json"
 INDEX = "index"
 DOCID = "docid"
 FORMAT = "convdr_pyserini.dense/1"
@@ -121,6 +129,7 @@ class DenseIndexDir:
     count: int
     flat: bool
     docids: DocidTable
+    verified: bool = False
 
     def vector_blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, float32 block) of a flat index, read `block_rows` rows at a time."""
@@ -140,14 +149,16 @@ class DenseIndexDir:
         return faiss.read_index(str(self.path / INDEX))
 
 
-def open_index_dir(path: str | os.PathLike) -> DenseIndexDir:
-    """Open and validate a dense index folder; bad folders raise a one-line `UserError`."""
+def open_index_dir(path: str | os.PathLike, verify: bool = True) -> DenseIndexDir:
+    """Open and validate a dense index folder (checksums included, unless `verify` is False); bad folders
+    raise a one-line `UserError`."""
     path = Path(path)
     index_file, docid_file = path / INDEX, path / DOCID
     for needed in (index_file, docid_file):
         if not needed.is_file():
             raise UserError(f"{path} is not a dense index: missing {needed.name} file")
     meta = read_meta(path)
+    verified = verify_checksums(path, meta) if verify else False
     header = read_flat_header(index_file)
     if header is not None:
         dim, count = header
@@ -163,7 +174,46 @@ def open_index_dir(path: str | os.PathLike) -> DenseIndexDir:
     docids = DocidTable(docid_file)
     if len(docids) != count:
         raise UserError(f"{path}: docid file has {len(docids)} ids but the faiss index has {count} vectors")
-    return DenseIndexDir(path, meta, dim, count, header is not None, docids)
+    return DenseIndexDir(path, meta, dim, count, header is not None, docids, verified)
+
+
+def verify_checksums(path: Path, meta: dict) -> bool:
+    """Check `index` and `docid` against the sha256 in meta.json; False when meta.json records none.
+
+    A file whose size and modification time match the record in `.verified.json` is not hashed again.
+    """
+    checksums = meta.get("checksums")
+    if not isinstance(checksums, dict):
+        logger.debug("%s has no checksums in meta.json (not built by convdr_pyserini); not verified", path)
+        return False
+    record_file = path / VERIFIED
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
+    except (ValueError, UnicodeDecodeError, OSError):
+        record = {}
+    updated = {}
+    for name in (INDEX, DOCID):
+        expected = checksums.get(name)
+        if not isinstance(expected, str):
+            raise UserError(f"{path / META}: no checksum for {name}; rebuild the index")
+        stat = (path / name).stat()
+        stamp = [stat.st_size, stat.st_mtime_ns, expected]
+        if isinstance(record, dict) and record.get(name) == stamp:
+            updated[name] = stamp
+            continue
+        actual = "sha256:" + sha256_of(path / name)
+        if actual != expected:
+            raise UserError(f"{path / name} has {actual} but meta.json records {expected}: the index is corrupt or "
+                            "was modified; rebuild it (or search it anyway with --no-verify)")
+        updated[name] = stamp
+    if updated != record:
+        tmp = path / f".{VERIFIED}.{os.getpid()}.tmp"
+        try:
+            tmp.write_text(json.dumps(updated), encoding="utf-8")
+            os.replace(tmp, record_file)
+        except OSError:  # a read-only index: verify again next time
+            tmp.unlink(missing_ok=True)
+    return True
 
 
 def read_meta(path: Path) -> dict:
@@ -171,10 +221,14 @@ def read_meta(path: Path) -> dict:
     meta_file = path / META
     if not meta_file.is_file():
         return {}
+    text = read_text(meta_file)
     try:
-        return json.loads(meta_file.read_text(encoding="utf-8"))
+        meta = json.loads(text)
     except json.JSONDecodeError as error:
-        raise UserError(f"{meta_file}: invalid JSON ({error.msg} at line {error.lineno})") from None
+        raise UserError(f"{meta_file}:{error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_file}: expected a JSON object")
+    return meta
 
 
 def write_meta(path: Path, meta: dict) -> None:
@@ -197,15 +251,3 @@ def shard_dirs(path: Path) -> list[Path]:
 
 def shard_name(shard: int, shards: int) -> str:
     return f"shard-{shard}-of-{shards}"
-
-
-def build_hnsw(flat: DenseIndexDir, target: Path, m: int, ef_construction: int, block_rows: int = 65536) -> None:
-    """Write an HNSW (inner product) faiss index of a flat index's vectors, read block by block."""
-    import faiss
-
-    index = faiss.IndexHNSWFlat(flat.dim, m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = ef_construction
-    index.hnsw.efSearch = ef_construction
-    for _, block in flat.vector_blocks(block_rows):
-        index.add(block)
-    faiss.write_index(index, str(target))

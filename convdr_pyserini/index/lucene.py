@@ -1,72 +1,65 @@
-"""`python -m convdr_pyserini.index lucene`: a Lucene index for BM25 (and RM3), built by Anserini.
+"""Lucene indexes for BM25 (and RM3), built by Anserini (`build_lucene_index`, `index lucene`).
 
 Documents go through Anserini's `SimpleIndexer` (the engine of `IndexCollection`) in batches, with the
 default Pyserini/Anserini analyzer (Porter stemming, Lucene's English stopwords); positions, document
 vectors (RM3 needs them) and the raw JSON are stored. `meta.json` records what was built and how.
+
+    from convdr_pyserini.index import build_lucene_index
+    build_lucene_index("convdr/cast20/mini", "indexes/cast20-mini.lucene")
 """
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
-import shlex
 import time
 from pathlib import Path
-from typing import Iterator
 
-from .._cli import atomic_directory, positive_int
+from .._progress import progress_bar
 from ..errors import UserError
+from ..io.atomic import OutputLock, atomic_directory, prepare_output
+from ..io.collections import collection_files, count_documents, read_documents
+from ..io.passages import collection_fields
 
+logger = logging.getLogger(__name__)
 ANALYZER = "Anserini DefaultEnglishAnalyzer (Porter stemmer, Lucene English stopwords)"
 STORED = ["positions", "docvectors", "raw"]
 BATCH = 2000
 
 
-def add_subparser(subparsers) -> argparse.ArgumentParser:
-    """Register `lucene` on the `python -m convdr_pyserini.index` parser."""
-    parser = subparsers.add_parser(
-        "lucene",
-        help="build a Lucene index (BM25, RM3) with Anserini",
-        description="Index a collection with Anserini, storing positions, document vectors and raw text.",
-    )
-    parser.add_argument("--collection", required=True,
-                        help="ir_datasets id (e.g. convdr/cast20/mini) or a JsonCollection folder of *.jsonl files")
-    parser.add_argument("--output", required=True, help="index folder to create, e.g. indexes/cast20-mini")
-    parser.add_argument("--threads", type=positive_int, default=min(4, os.cpu_count() or 1),
-                        help="indexing threads (default: min(4, CPUs))")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
-    parser.set_defaults(func=run)
-    return parser
+def default_threads() -> int:
+    return min(4, os.cpu_count() or 1)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the index described by the parsed arguments."""
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise UserError(f"{output} already exists; pass --overwrite to replace it")
-    folder = collection_folder(args.collection)
-    files = json_collection_files(folder)
+def build_lucene_index(collection: str | os.PathLike, output: str | os.PathLike, threads: int | None = None,
+                       overwrite: bool = False, command: str | None = None) -> dict:
+    """Index a JsonCollection folder (or the one of an ir_datasets id) into `output`; returns its meta."""
+    threads = threads or default_threads()
+    folder = collection_folder(collection)
+    files = collection_files(folder)
+    output = prepare_output(output, [folder, *files], overwrite, directory=True)
     started = time.time()
-    with atomic_directory(output) as tmp:
-        count = build_index(files, tmp, args.threads)
+    with OutputLock(output), atomic_directory(output, inputs=[folder, *files], overwrite=overwrite) as tmp:
+        count = build_index(files, tmp, threads)
         meta = {
             "kind": "lucene",
-            "collection": args.collection,
+            "collection": str(collection),
             "collection_dir": str(folder),
+            "fields": list(collection_fields(folder)),
             "documents": count,
             "analyzer": ANALYZER,
             "stored": STORED,
             "anserini_version": _anserini_version(),
-            "command": build_command(args),
-            "threads": args.threads,
+            "command": command or f"build_lucene_index({str(collection)!r}, {str(output)!r}, threads={threads})",
+            "threads": threads,
             "seconds": round(time.time() - started, 3),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(f"indexed {count:,} documents from {args.collection} into {output} in {meta['seconds']:.1f} s")
-    return 0
+    logger.info("indexed %s documents from %s into %s in %.1f s", f"{count:,}", collection, output, meta["seconds"])
+    return meta
 
 
-def collection_folder(spec: str) -> Path:
+def collection_folder(spec: str | os.PathLike) -> Path:
     """The JsonCollection folder for `spec`: an existing folder, else an ir_datasets id prepared in the cache."""
     path = Path(spec)
     if path.is_dir():
@@ -75,46 +68,11 @@ def collection_folder(spec: str) -> Path:
         raise UserError(f"--collection {spec} is a file; give a JsonCollection folder or an ir_datasets id")
     from ..datasets import collection_jsonl
 
-    return collection_jsonl(spec)
-
-
-def json_collection_files(folder: Path) -> list[Path]:
-    """The `*.jsonl`/`*.json` files of a JsonCollection folder, sorted; none is an error."""
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".json") and p.is_file())
-    if not files:
-        raise UserError(f"{folder} holds no *.jsonl or *.json files (expected a Pyserini JsonCollection)")
-    return files
-
-
-def read_documents(files: list[Path]) -> Iterator[str]:
-    """Each document's JSON line, checked for `id` and `contents`; a bad line is a UserError naming it."""
-    for path in files:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("id"), str) \
-                        or not isinstance(record.get("contents"), str):
-                    raise UserError(f"{path}:{number}: expected an object with string fields 'id' and 'contents'")
-                yield line.rstrip("\n")
-
-
-def _count_lines(files: list[Path]) -> int:
-    total = 0
-    for path in files:
-        with open(path, "rb") as handle:
-            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    return total
+    return collection_jsonl(str(spec))
 
 
 def build_index(files: list[Path], index_dir: Path, threads: int) -> int:
     """Index the JsonCollection `files` into `index_dir` with Anserini; returns the number of documents."""
-    from tqdm import tqdm
-
     from .. import _java
 
     quiet_anserini_logs()
@@ -123,10 +81,10 @@ def build_index(files: list[Path], index_dir: Path, threads: int) -> int:
         "-threads", str(threads), "-storePositions", "-storeDocvectors", "-storeRaw",
     ])
     try:
-        with tqdm(total=_count_lines(files), unit="doc", desc="indexing", dynamic_ncols=True) as bar:
+        with progress_bar(total=count_documents(files), unit="doc", desc="indexing") as bar:
             batch: list[str] = []
-            for line in read_documents(files):
-                batch.append(line)
+            for document in read_documents(files):
+                batch.append(json.dumps({"id": document.docid, "contents": document.contents}, ensure_ascii=False))
                 if len(batch) == BATCH:
                     indexer.addRawDocuments(batch)
                     bar.update(len(batch))
@@ -177,14 +135,20 @@ def open_reader(index_dir: str | os.PathLike):
         raise UserError(f"index {path} cannot be opened, it is corrupt or incomplete: {reason}") from None
 
 
+def index_meta(index_dir: str | os.PathLike) -> dict:
+    """An index folder's `meta.json` (written by `index lucene` or `index dense`), or {} for one built elsewhere."""
+    from ..io.text import read_json
+
+    path = Path(index_dir) / "meta.json"
+    if not path.is_file():
+        return {}
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: expected a JSON object; rebuild the index")
+    return meta
+
+
 def _anserini_version() -> str:
     from .. import _java
 
     return _java.anserini_version()
-
-
-def build_command(args: argparse.Namespace) -> str:
-    """The command line that rebuilds this index."""
-    argv = ["python", "-m", "convdr_pyserini.index", "lucene", "--collection", args.collection,
-            "--output", str(args.output), "--threads", str(args.threads)]
-    return shlex.join(argv)

@@ -1,4 +1,4 @@
-"""`python -m convdr_pyserini.index merge`: join the pieces of a sharded dense build into one index.
+"""Join the pieces of a sharded dense build into one index (`merge_shards`, `index merge`).
 
 Pieces hold whole chunks assigned round-robin (see `index dense --shard`), so interleaving them chunk by
 chunk restores collection order and gives the same bytes as a single, unsharded build. Vectors are
@@ -6,76 +6,63 @@ copied one chunk at a time; memory does not grow with the collection.
 """
 from __future__ import annotations
 
-import argparse
+import logging
 import os
-import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from .._cli import atomic_directory
+from .._progress import progress_bar
 from ..errors import UserError
+from ..io.atomic import OutputLock, atomic_directory, prepare_output
 from . import faiss_io
-from .._cli import positive_int
-from .dense import _shard_total
+from .dense import FLAT, shard_total
 
+logger = logging.getLogger(__name__)
 # Settings every piece of one build shares (from meta.json).
 SHARED_SETTINGS = ("collection", "dimension", "max_length", "batch_size", "chunk_size", "fp16", "encoder_card")
 
 
-def add_subparser(subparsers) -> argparse.ArgumentParser:
-    """Register `merge` on the `python -m convdr_pyserini.index` parser."""
-    parser = subparsers.add_parser(
-        "merge",
-        help="join the shard pieces of a dense build into one index",
-        description="Join the pieces written by `index dense --shard I/N` (or torchrun) into one faiss index folder.",
-    )
-    parser.add_argument("--input", nargs="+", required=True,
-                        help="piece folders, or the folder holding the shard-I-of-N pieces")
-    parser.add_argument("--output", required=True, help="merged index folder to create")
-    parser.add_argument("--hnsw", nargs=2, type=positive_int, metavar=("M", "EF"), default=None,
-                        help="write an HNSW index (M links, efConstruction EF) instead of a flat one")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
-    parser.set_defaults(func=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Merge the pieces named by the parsed arguments."""
-    output = Path(args.output)
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise UserError(f"{output} already exists and is not empty; pass --overwrite to replace it")
-    pieces = ordered_pieces([piece for path in args.input for piece in faiss_io.shard_dirs(Path(path))])
+def merge_shards(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, index_type: str = FLAT,
+                 ef_construction: int | None = None, train_sample: int | None = None, seed: int = 0,
+                 overwrite: bool = False, command: str | None = None) -> dict:
+    """Merge the pieces found in `inputs` (piece folders, or folders holding `shard-I-of-N`) into `output`,
+    flat or as the faiss `index_type`; returns the merged index's meta."""
+    paths = [Path(path) for path in inputs]
+    output = prepare_output(output, paths, overwrite, directory=True)
+    pieces = ordered_pieces([piece for path in paths for piece in faiss_io.shard_dirs(path)])
     first = pieces[0].meta
-    with atomic_directory(output) as folder:
+    with OutputLock(output), atomic_directory(output, inputs=paths, overwrite=overwrite) as folder:
         total = interleave(pieces, folder, first["chunk_size"])
-        index_type = "flat"
-        if args.hnsw:
-            index_type = "hnsw"
-            hnsw_file = folder / ".index.hnsw"
-            faiss_io.build_hnsw(faiss_io.open_index_dir(folder), hnsw_file, *args.hnsw)
-            os.replace(hnsw_file, folder / faiss_io.INDEX)
-        meta = {key: value for key, value in first.items() if key not in ("checksums", "encode_seconds", "device")}
+        index_info = {"index_type": FLAT}
+        if index_type != FLAT:
+            from .compress import build_compressed, check_factory
+
+            check_factory(index_type, pieces[0].dim)
+            flat = faiss_io.open_index_dir(folder, verify=False)
+            index_info = build_compressed(flat, folder / ".index.compressed", index_type, train_sample, seed,
+                                          ef_construction=ef_construction)
+            os.replace(folder / ".index.compressed", folder / faiss_io.INDEX)
+        meta = {key: value for key, value in first.items()
+                if key not in ("checksums", "encode_seconds", "device", "hnsw", "compression")}
         meta.update(
-            index_type=index_type,
-            hnsw={"M": args.hnsw[0], "ef_construction": args.hnsw[1]} if args.hnsw else None,
+            index_info,
             count=total,
             shard=None,
             merged_from=[{"path": str(piece.path), "checksums": piece.meta.get("checksums")} for piece in pieces],
-            build_command=" ".join(["python -m convdr_pyserini.index merge --input", *map(str, args.input),
-                                    "--output", str(output)]
-                                   + (["--hnsw", *map(str, args.hnsw)] if args.hnsw else [])),
+            build_command=command or f"merge_shards({[str(p) for p in paths]!r}, {str(output)!r}, {index_type!r})",
         )
         faiss_io.write_meta(folder, meta)
-    print(f"wrote {output}: {total} passages from {len(pieces)} pieces, {index_type} index", file=sys.stderr)
-    return 0
+    logger.info("wrote %s: %d passages from %d pieces, %s index", output, total, len(pieces), meta["index_type"])
+    return faiss_io.read_meta(output)
 
 
 def ordered_pieces(paths: list[Path]) -> list[faiss_io.DenseIndexDir]:
     """Open the pieces, check they form one complete build, and return them in shard order."""
     pieces = [faiss_io.open_index_dir(path) for path in paths]
     for piece in pieces:
-        if not piece.flat or not piece.meta.get("shard"):
+        if not piece.flat or not isinstance(piece.meta.get("shard"), dict):
             raise UserError(f"{piece.path} is not a flat shard piece of `index dense --shard` (meta.json has no shard)")
     shards = pieces[0].meta["shard"]["count"]
     for piece in pieces:
@@ -97,7 +84,7 @@ def ordered_pieces(paths: list[Path]) -> list[faiss_io.DenseIndexDir]:
     total = sum(piece.count for piece in ordered)
     chunk = ordered[0].meta["chunk_size"]
     for number, piece in enumerate(ordered):
-        expected = _shard_total(total, chunk, (number, shards))
+        expected = shard_total(total, chunk, (number, shards))
         if piece.count != expected:
             raise UserError(
                 f"{piece.path} has {piece.count} passages, expected {expected} of {total}; is a piece incomplete?"
@@ -107,8 +94,6 @@ def ordered_pieces(paths: list[Path]) -> list[faiss_io.DenseIndexDir]:
 
 def interleave(pieces: list[faiss_io.DenseIndexDir], folder: Path, chunk_size: int) -> int:
     """Write the pieces' chunks round-robin into `folder` (flat index + docid); returns the row count."""
-    from tqdm import tqdm
-
     dim = pieces[0].dim
     writer = faiss_io.FlatWriter(folder / faiss_io.INDEX, dim)
     vector_files = [open(piece.path / faiss_io.INDEX, "rb") for piece in pieces]
@@ -118,8 +103,8 @@ def interleave(pieces: list[faiss_io.DenseIndexDir], folder: Path, chunk_size: i
         handle.seek(faiss_io.FLAT_DATA_OFFSET)
     total = sum(remaining)
     try:
-        with open(folder / faiss_io.DOCID, "wb") as docids, tqdm(total=total, unit="passage", unit_scale=True,
-                                                                  desc="merging") as bar:
+        with open(folder / faiss_io.DOCID, "wb") as docids, progress_bar(total=total, unit="passage",
+                                                                          unit_scale=True, desc="merging") as bar:
             chunk = 0
             while any(remaining):
                 number = chunk % len(pieces)

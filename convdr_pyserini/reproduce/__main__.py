@@ -1,55 +1,89 @@
-"""`python -m convdr_pyserini.reproduce evaluation/cast20.yaml [--condition NAME]`.
+"""`python -m convdr_pyserini.reproduce MATRIX [--condition NAME]`: run a reproduction or experiment matrix.
 
-Prints OK / OKish / FAIL / skipped for every metric of every condition, exits with 1 on any FAIL,
-and (when the whole matrix ran) writes the generated table to `evaluation/<dataset>.md`.
+Prints OK / OKish / ABOVE / FAIL / skipped for every expected metric (and the measured means of an
+experiment), exits with 1 on any FAIL or ABOVE, and (when the whole matrix ran) writes the generated table,
+by default beside the matrix with the suffix .md. MATRIX is a matrix file or the name of a packaged matrix
+(cast19, cast20, orquac, cast20-mini-baselines, cast20-mini-training).
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from .._cli import check_writable, cli_main
+from .._cli import ArgumentParser, cli_main
+
+logger = logging.getLogger("convdr_pyserini.reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m convdr_pyserini.reproduce",
-        description="Run or fetch every condition of a reproduction matrix, evaluate it and compare with the "
-        "expected scores (OK, OKish within 0.0005 or higher, FAIL, or skipped with the missing files).",
+        description="Produce every condition of a matrix (fetch a published run, search, or train then search per "
+        "seed), evaluate it and compare with the expected scores (OK, OKish within 0.0005, ABOVE, FAIL, or skipped "
+        "with the missing files). Finished runs and models are reused.",
     )
-    parser.add_argument("matrix", help="a matrix file, e.g. evaluation/cast20.yaml")
-    parser.add_argument("--condition", metavar="NAME", help="only this condition (the .md table is then not rewritten)")
-    parser.add_argument(
-        "--table", metavar="FILE.md", help="where to write the generated table (default: the matrix path with .md)"
-    )
-    parser.add_argument("--runs-dir", default="runs/reproduce", help="where search conditions write their runs")
+    parser.add_argument("matrix", help="a matrix file (e.g. evaluation/cast20.yaml) or a packaged matrix name")
+    parser.add_argument("--condition", metavar="NAME", help="only this condition (the .md table is then not written)")
+    parser.add_argument("--table", metavar="FILE.md",
+                        help="where to write the generated table (default: the matrix path with .md; for a packaged "
+                             "matrix, NAME.md in the working directory)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing table (and plot)")
+    parser.add_argument("--runs-dir", default="runs/reproduce", help="where runs are written (default runs/reproduce)")
+    parser.add_argument("--models-dir", default="encoders/reproduce",
+                        help="where trained models are written (default encoders/reproduce)")
     return parser
+
+
+def _table_path(args: argparse.Namespace, matrix) -> Path | None:
+    from .matrix import packaged_matrices
+
+    if args.condition:
+        return None
+    if args.table:
+        return Path(args.table)
+    packaged = packaged_matrices().get(matrix.path.stem)
+    return Path(f"{matrix.path.stem}.md") if packaged is not None and matrix.path == packaged else \
+        matrix.path.with_suffix(".md")
 
 
 @cli_main(build_parser)
 def main(args: argparse.Namespace) -> int:
-    from .._cli import atomic_output
-    from . import FAIL, OK, OKISH, SKIPPED, UNREFERENCED, load_matrix, markdown_table, reproduce
+    from ..io.atomic import prepare_output, write_text
+    from . import FAIL, OK, OKISH, SKIPPED, UNREFERENCED, load_matrix, markdown_report, reproduce
+    from .report import by_turn_plot
+    from .runner import ABOVE
 
     matrix = load_matrix(args.matrix)
-    table = None if args.condition else check_writable(args.table or Path(args.matrix).with_suffix(".md"))
-    outcomes = reproduce(matrix, only=args.condition, output_dir=args.runs_dir)
-    width = max(len(o.condition) for o in outcomes)
-    for o in outcomes:
-        measured = "-" if o.measured is None else f"{o.measured:.4f}"
-        print(
-            f"{o.condition:<{width}}  {o.expected.measure:<14} expected {o.expected_text():<7}"
-            f"  measured {measured:<7} {o.status_text()}"
-        )
-    counts = {status: sum(o.status == status for o in outcomes) for status in (OK, OKISH, FAIL, SKIPPED, UNREFERENCED)}
-    print(", ".join(f"{count} {status}" for status, count in counts.items() if count or status == FAIL))
+    table = _table_path(args, matrix)
+    plot = None
     if table is not None:
-        with atomic_output(table) as handle:
-            handle.write(markdown_table(matrix, outcomes))
-        print(f"wrote {table}", file=sys.stderr)
-    return 1 if counts[FAIL] else 0
+        prepare_output(table, [matrix.path], args.overwrite)
+        if matrix.plot:
+            plot = table.with_name(table.stem + "-by-turn.png")
+            prepare_output(plot, [matrix.path], args.overwrite)
+    result = reproduce(matrix, only=args.condition, runs_dir=args.runs_dir, models_dir=args.models_dir)
+    for entry in result.conditions:
+        if entry.error:
+            logger.error("%s: %s", entry.condition.name, entry.error)
+    if result.evaluation is not None and matrix.is_experiment:
+        print(result.evaluation.table())
+    outcomes = result.outcomes
+    if outcomes:
+        width = max(len(o.condition) for o in outcomes)
+        for o in outcomes:
+            measured = "-" if o.measured is None else f"{o.measured:.4f}"
+            print(f"{o.condition:<{width}}  {o.expected.measure:<14} expected {o.expected_text():<7}"
+                  f"  measured {measured:<7} {o.status_text()}")
+        counts = {status: sum(o.status == status for o in outcomes)
+                  for status in (OK, OKISH, ABOVE, FAIL, SKIPPED, UNREFERENCED)}
+        print(", ".join(f"{count} {status}" for status, count in counts.items() if count or status == FAIL))
+    if table is not None:
+        plotted = by_turn_plot(result, plot, args.overwrite) if plot is not None else None
+        write_text(table, markdown_report(result, plotted), inputs=[matrix.path], overwrite=args.overwrite)
+        logger.info("wrote %s", table)
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

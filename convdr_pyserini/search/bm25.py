@@ -11,18 +11,33 @@ each hit's whole stored document; at 1,000 hits that dominates. Here:
   the whole result map back as one JSON string the same way.
 
 Both give exactly the docids and (float32) scores of Pyserini's `LuceneSearcher` (tested), including
-Anserini's score-tie adjustment (scores rounded to 1e-4, tied runs lowered by 1e-6 steps).
+Anserini's score-tie adjustment (scores rounded to 1e-4, tied runs lowered by 1e-6 steps). With several
+threads, plain BM25 searches slices of a batch in Python threads (pyjnius releases the GIL during Java
+calls, and Lucene's IndexSearcher is thread-safe).
+
+    from convdr_pyserini import BM25Retriever
+    with BM25Retriever("indexes/cast20-mini.lucene", k1=0.82, b=0.68) as bm25:
+        run = bm25.search("convdr/cast20/mini", query="manual", hits=100)
 """
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import struct
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Mapping
 
+from .._progress import progress_bar
 from ..errors import UserError
+from ..io.runs import Run
+from ..io.topics import Topics, load_topics
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_K1 = 0.82
 DEFAULT_B = 0.68
@@ -37,24 +52,19 @@ class RM3:
     fb_docs: int = 10
     original_query_weight: float = 0.5
 
+    def __post_init__(self) -> None:
+        if int(self.fb_terms) < 1 or int(self.fb_docs) < 1:
+            raise UserError(f"RM3 fb_terms and fb_docs must be positive, got {self.fb_terms} and {self.fb_docs}")
+        if not (math.isfinite(self.original_query_weight) and 0 <= self.original_query_weight <= 1):
+            raise UserError(f"RM3 original query weight {self.original_query_weight} is out of range: must be in [0, 1]")
+
 
 def check_parameters(k1: float, b: float) -> None:
     """k1 must be finite and >= 0, b within [0, 1] (as Lucene's BM25Similarity requires)."""
     if not (math.isfinite(k1) and k1 >= 0):
         raise UserError(f"--k1 {k1} is out of range: k1 must be a finite number >= 0 (CAsT convention 0.82)")
-    if not (0 <= b <= 1):
+    if not (math.isfinite(b) and 0 <= b <= 1):
         raise UserError(f"--b {b} is out of range: b must be within [0, 1] (CAsT convention 0.68)")
-
-
-def index_meta(index_dir: str | Path) -> dict:
-    """The index's `meta.json` (written by `index lucene`), or {} for an index built elsewhere."""
-    path = Path(index_dir) / "meta.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON ({error}); rebuild the index") from None
 
 
 class BM25Searcher:
@@ -98,23 +108,50 @@ class BM25Searcher:
     def search(self, queries: dict[str, str], hits: int, threads: int = 1, batch_size: int = DEFAULT_BATCH,
                progress: bool = True) -> dict[str, list[tuple[str, float]]]:
         """Top `hits` (docid, score) per query id, score descending then docid ascending."""
-        from tqdm import tqdm
-
         query_ids = list(queries)
+        hits = max(1, min(int(hits), self.num_docs))  # Lucene allocates its queue by hits: never past the index
         results: dict[str, list[tuple[str, float]]] = {}
-        with tqdm(total=len(query_ids), unit="query", desc="BM25" + ("+RM3" if self.rm3 else ""),
-                  disable=not progress, dynamic_ncols=True) as bar:
+        with progress_bar(total=len(query_ids), unit="query", desc="BM25" + ("+RM3" if self.rm3 else ""),
+                          enabled=progress) as bar:
             for start in range(0, len(query_ids), batch_size):
                 batch = query_ids[start:start + batch_size]
                 texts = [queries[query_id] for query_id in batch]
                 if self.rm3 is None:
-                    results.update(zip(batch, self._search_lucene(texts, hits)))
+                    results.update(zip(batch, self._search_lucene(texts, hits, threads)))
                 else:
                     results.update(self._search_anserini(batch, texts, hits, threads))
                 bar.update(len(batch))
         return {query_id: results[query_id] for query_id in query_ids}
 
-    def _search_lucene(self, texts: list[str], hits: int) -> list[list[tuple[str, float]]]:
+    def _search_lucene(self, texts: list[str], hits: int, threads: int = 1) -> list[list[tuple[str, float]]]:
+        """Plain BM25 for a batch; with several threads, each searches a contiguous slice of the batch."""
+        if threads <= 1 or len(texts) < 2:
+            return self._search_slice(texts, hits)
+        slices = [texts[i::threads] for i in range(threads)]
+        found: list = [None] * threads
+        failures: list[BaseException] = []
+
+        def work(number: int) -> None:
+            try:
+                found[number] = self._search_slice(slices[number], hits)
+            except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
+                failures.append(error)
+            finally:
+                self._jnius.detach()
+
+        workers = [threading.Thread(target=work, args=(number,), daemon=True) for number in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if failures:
+            raise failures[0]
+        results: list = [None] * len(texts)
+        for number, part in enumerate(found):
+            results[number::threads] = part
+        return results
+
+    def _search_slice(self, texts: list[str], hits: int) -> list[list[tuple[str, float]]]:
         top_docs = self._array_list()
         for text in texts:
             query = self._query_generator.buildQuery("contents", self._analyzer, text)
@@ -154,6 +191,77 @@ class BM25Searcher:
     def close(self) -> None:
         self._searcher.close()
         self._reader.close()
+
+
+class BM25Retriever:
+    """BM25 (optionally with RM3) over a Lucene index: `search(topics, query, hits) -> Run`.
+
+    k1 and b are always explicit (defaults: the CAsT convention 0.82 / 0.68) and recorded in the run's tag
+    and sidecar. `query` is a query type (`raw`, `manual`, `automatic`, `concat`) or a `Rewrites` / mapping.
+    """
+
+    def __init__(self, index: str | Path, k1: float = DEFAULT_K1, b: float = DEFAULT_B, rm3: RM3 | None = None,
+                 threads: int = 1, batch_size: int = DEFAULT_BATCH):
+        from ..index.lucene import index_meta
+
+        self.index = Path(index)
+        self.k1, self.b, self.rm3 = float(k1), float(b), rm3
+        self.threads, self.batch_size = int(threads), int(batch_size)
+        if self.threads < 1 or self.batch_size < 1:
+            raise UserError("threads and batch_size must be positive")
+        self.index_meta = index_meta(self.index)
+        self._searcher = BM25Searcher(self.index, self.k1, self.b, rm3)
+
+    def __enter__(self) -> "BM25Retriever":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._searcher.close()
+
+    @property
+    def tag(self) -> str:
+        rm3 = self.rm3
+        return f"bm25-k1_{self.k1:g}-b_{self.b:g}" + (
+            f"-rm3-{rm3.fb_terms}-{rm3.fb_docs}-{rm3.original_query_weight:g}" if rm3 else "")
+
+    def describe(self) -> str:
+        rm3 = self.rm3
+        return f"BM25 k1={self.k1:g} b={self.b:g}" + (
+            f" + RM3 fb_terms={rm3.fb_terms} fb_docs={rm3.fb_docs} original_query_weight={rm3.original_query_weight:g}"
+            if rm3 else "")
+
+    def doc_text(self, docid: str) -> str:
+        """The stored `contents` of a document (for the openmatch format)."""
+        return self._searcher.doc_text(docid)
+
+    def search(self, topics: "Topics | str", query: "str | Mapping[str, str]" = "raw", hits: int = 1000,
+               concat_window: int | None = None, missing_rewrite: str = "error", progress: bool = True) -> Run:
+        """Search every query of `topics` (a `Topics`, a dataset id or a topics file); returns a `Run`."""
+        from .queries import sparse_texts
+
+        started = time.time()
+        topics = load_topics(topics)
+        texts, query_info = sparse_texts(topics, query, concat_window, missing_rewrite)
+        logger.info("%s, %d hits, %d %s queries of %s", self.describe(), hits, len(texts), query_info["query_type"],
+                    topics.source)
+        found = self._searcher.search(texts, hits, threads=self.threads, batch_size=self.batch_size,
+                                      progress=progress)
+        rewrites = query_info.get("rewrites", {})
+        tag = self.tag + (f"-rewrite-{Path(rewrites['name']).stem}" if rewrites.get("name") else "")
+        metadata = {
+            "retriever": "bm25", "bm25": {"k1": self.k1, "b": self.b},
+            "rm3": None if self.rm3 is None else asdict(self.rm3), **query_info, "hits": hits,
+            "topics": topics.describe(), "index": str(self.index), "index_meta": self.index_meta,
+            "index_documents": self._searcher.num_docs, "threads": self.threads,
+            "search_path": "anserini SimpleSearcher.batch_search (RM3)" if self.rm3 else "lucene IndexSearcher, bulk JSON",
+            "wall_seconds": round(time.time() - started, 3),
+        }
+        sources = tuple(path for path in (self.index, topics.path, rewrites.get("file")) if path)
+        return Run({query_id: found[query_id] for query_id in texts}, name=tag, tag=tag, metadata=metadata,
+                   sources=tuple(Path(path) for path in sources), query_texts=texts)
 
 
 def _bytes_ref_text(ref: dict) -> str:

@@ -1,21 +1,32 @@
-"""Dense retrieval for `python -m convdr_pyserini.search --encoder ...`: exact inner-product top-k over one
-or several faiss index folders (shards), searched one at a time and block by block, so that peak memory
-is one block of vectors, not the collection (ConvDR's block search, bounded).
+"""Dense retrieval: `DenseRetriever` (one encoder) and `ConvDRRetriever` (a model per cross-validation fold)
+over one or several faiss index folders (shards), searched one at a time and block by block, so that peak
+memory is one block of vectors, not the collection (ConvDR's block search, bounded).
 
 Scores do not depend on how the collection is split (see `_block_top`), and ties are broken by docid
 ascending, also across blocks and shards: each block contributes its top k plus every passage tied with
-its k-th score, and the final cut sorts by (score desc, docid asc).
+its k-th score, and the final cut sorts by (score desc, docid asc). Every index is verified against the
+checksums in its meta.json when opened (see `faiss_io.verify_checksums`); compressed (non-flat) pieces are
+searched by faiss itself, with `nprobe` / `ef_search` when given.
+
+    from convdr_pyserini import DenseRetriever
+    dense = DenseRetriever("indexes/cast20-mini.minilm", encoder="minilm")
+    run = dense.search("convdr/cast20/mini", query="manual", hits=100)
 """
 from __future__ import annotations
 
-import sys
+import logging
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import UserError
 from ..index import faiss_io
+from ..io.runs import Run
+from ..io.topics import Topics, load_topics
+
+logger = logging.getLogger(__name__)
 
 # Flat vectors read per block: 2**20 rows = 1.5 GiB at 384 dimensions, 3 GiB at 768.
 DEFAULT_BLOCK_ROWS = 1 << 20
@@ -24,15 +35,26 @@ DEFAULT_BLOCK_ROWS = 1 << 20
 class DenseSearcher:
     """Exact (flat) or approximate (HNSW) inner-product search over index folders and shard pieces."""
 
-    def __init__(self, index_paths: Sequence[str | Path], device: str = "cpu", block_rows: int = DEFAULT_BLOCK_ROWS):
+    def __init__(self, index_paths: Sequence[str | Path], device: str = "cpu", block_rows: int = DEFAULT_BLOCK_ROWS,
+                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None):
+        if isinstance(index_paths, (str, Path)):
+            index_paths = [index_paths]
+        if not verify:
+            logger.warning("not verifying the index checksums (--no-verify): a corrupt index gives wrong results")
         paths = [piece for path in index_paths for piece in faiss_io.shard_dirs(Path(path))]
-        self.pieces = [faiss_io.open_index_dir(path) for path in paths]
+        self.pieces = [faiss_io.open_index_dir(path, verify=verify) for path in paths]
         dims = {piece.dim for piece in self.pieces}
         if len(dims) > 1:
             listing = ", ".join(f"{piece.path} ({piece.dim})" for piece in self.pieces)
             raise UserError(f"index pieces have different dimensions: {listing}")
         self.dim = dims.pop()
         self.count = sum(piece.count for piece in self.pieces)
+        if self.count == 0:
+            raise UserError(f"the index {', '.join(str(p.path) for p in self.pieces)} holds no vectors")
+        self.nprobe, self.ef_search = nprobe, ef_search
+        if (nprobe is not None or ef_search is not None) and all(piece.flat for piece in self.pieces):
+            option = "--nprobe" if nprobe is not None else "--ef-search"
+            raise UserError(f"{option} applies to compressed (IVF or HNSW) indexes; {self.pieces[0].path} is flat")
         self.block_rows = block_rows
         self._offsets = np.cumsum([0] + [piece.count for piece in self.pieces])
         self._resident: dict[int, object] = {}  # piece number -> its vectors (small index) or faiss index
@@ -62,19 +84,38 @@ class DenseSearcher:
         if not piece.flat:
             index = self._resident.get(number)
             if index is None:
+                from ..index.compress import set_search_parameters
+
                 index = self._resident[number] = piece.read_faiss()
+                set_search_parameters(index, self.nprobe, self.ef_search, str(piece.path))
             scores, rows = index.search(queries, min(k, piece.count))
             keep = rows >= 0
             yield 0, [s[m] for s, m in zip(scores, keep)], [r[m] for r, m in zip(rows, keep)]
             return
         if self.count <= self.block_rows:  # the whole index fits one block: keep it for the next searches
             if number not in self._resident:
-                self._resident[number] = next(piece.vector_blocks(self.block_rows))[1]
+                block = next(piece.vector_blocks(self.block_rows))[1]
+                self._check_finite(piece, 0, block)
+                self._resident[number] = block
             blocks = [(0, self._resident[number])]
         else:
             blocks = piece.vector_blocks(self.block_rows)
         for start, block in blocks:
+            if number not in self._resident:
+                self._check_finite(piece, start, block)
             yield (start, *self._block_top(queries, block, k))
+
+    @staticmethod
+    def _check_finite(piece: faiss_io.DenseIndexDir, start: int, block: np.ndarray, rows: int = 65536) -> None:
+        """Refuse NaN or infinite vectors in an index whose checksums were not verified (ours never holds any)."""
+        if piece.verified:
+            return
+        for first in range(0, len(block), rows):
+            finite = np.isfinite(block[first:first + rows]).all(axis=1)
+            if not finite.all():
+                row = start + first + int(np.flatnonzero(~finite)[0])
+                raise UserError(f"{piece.path}: the vector of {piece.docids.get([row])[0]} (row {row}) is not finite; "
+                                "the index is corrupt")
 
     def _block_top(self, queries: np.ndarray, block: np.ndarray, k: int):
         """Per query: scores and rows of the block's top k plus every row tied with the k-th score.
@@ -146,87 +187,129 @@ def _faiss_gpu_resources():
     import faiss
 
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
-        print("note: faiss has no GPU support here (pip install faiss-gpu-cu12); searching on the CPU", file=sys.stderr)
+        logger.warning("faiss has no GPU support here (pip install faiss-gpu-cu12); searching on the CPU")
         return None
     return faiss.StandardGpuResources()
 
 
-def search_dense(args, dataset, queries: list) -> dict[str, list[tuple[str, float]]]:
-    """Encode `queries` as `args.query` says and search `args.index`; {query_id: [(docid, score), ...]}.
+class DenseRetriever:
+    """Dense retrieval with one encoder: `search(topics, query, hits) -> Run`.
 
-    With `args.cv` (a folder of per-fold encoders `fold-0`, `fold-1`, ...), each query is encoded by the
-    model of the fold its topic belongs to, i.e. the one that did not train on it.
+    `query` is `raw`, `manual`, `automatic` (one utterance), ConvDR's conversational `no_res`, `man_can`,
+    `auto_can`, or a `Rewrites` / mapping of texts. `truncate` and `max_concat_length` default to the card's.
     """
-    from ..index.dense import resolve_device
 
-    device = resolve_device(getattr(args, "device", None) or "cpu")
-    searcher = DenseSearcher(args.index, device=device)
-    response_text = _response_lookup(dataset) if args.query in ("man_can", "auto_can") else None
-    from ..encode import conversational_input
+    def __init__(self, index: "str | Path | Sequence[str | Path]", encoder="minilm", device: str = "cpu",
+                 batch_size: int = 64, truncate: str | None = None, max_concat_length: int | None = None,
+                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None):
+        from ..index.dense import resolve_device
 
-    inputs = [conversational_input(query, args.query, response_text) for query in queries]
-    groups = _encoder_groups(args, queries)
-    embeddings = np.zeros((len(queries), searcher.dim), dtype=np.float32)
-    for encoder_spec, positions in groups:
-        encoder = _query_encoder(args, encoder_spec, device)
-        searcher.check_dimension(encoder.dim, f"encoder {encoder_spec}")
-        embeddings[positions] = _encode(encoder, [inputs[i] for i in positions], args.batch_size)
-    results = searcher.search(embeddings, args.hits)
-    return {query.query_id: hits for query, hits in zip(queries, results)}
+        self.index = [Path(index)] if isinstance(index, (str, Path)) else [Path(path) for path in index]
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        self.truncate, self.max_concat_length = truncate, max_concat_length
+        self.searcher = DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
+                                      ef_search=ef_search)
+        self.encoder_spec = encoder
+        self._encoders: dict = {}
+
+    @property
+    def name(self) -> str:
+        card = getattr(self.encoder_spec, "card", None)
+        return card.name if card is not None else str(self.encoder_spec).rstrip("/").rsplit("/", 1)[-1]
+
+    def encoder(self, spec=None):
+        """The loaded encoder for `spec` (default: this retriever's), loaded once."""
+        from ..encode import DenseEncoder, load_encoder
+
+        spec = self.encoder_spec if spec is None else spec
+        if isinstance(spec, DenseEncoder):
+            return spec
+        key = str(spec)
+        if key not in self._encoders:
+            encoder = load_encoder(spec, device=self.device)
+            self.searcher.check_dimension(encoder.dim, f"encoder {spec}")
+            self._encoders[key] = encoder
+        return self._encoders[key]
+
+    def _groups(self, topics: Topics) -> list[tuple[object, list[int]]]:
+        """[(encoder spec, positions of the queries it encodes)]."""
+        return [(self.encoder_spec, list(range(len(topics))))]
+
+    def encode(self, topics: Topics, inputs: Mapping[str, object], mode: str) -> np.ndarray:
+        """Query embeddings, each query encoded by the model of its group."""
+        embeddings = np.zeros((len(topics), self.searcher.dim), dtype=np.float32)
+        queries = list(topics)
+        for spec, positions in self._groups(topics):
+            encoder = self.encoder(spec)
+            ids = [encoder.query_token_ids(inputs[queries[i].query_id], mode, max_concat_length=self.max_concat_length,
+                                           truncate=self.truncate) for i in positions]
+            embeddings[positions] = encoder.encode_ids(ids, tower="query", batch_size=self.batch_size)
+        return embeddings
+
+    def search(self, topics: "Topics | str", query: "str | Mapping[str, str]" = "raw", hits: int = 1000,
+               missing_rewrite: str = "error") -> Run:
+        """Encode every query of `topics` as `query` says and search the index; returns a `Run`."""
+        from .queries import dense_inputs
+
+        started = time.time()
+        topics = load_topics(topics)
+        inputs, shown, mode, query_info = dense_inputs(topics, query, missing_rewrite)
+        embeddings = self.encode(topics, inputs, mode)
+        found = self.searcher.search(embeddings, max(1, min(int(hits), self.searcher.count)))
+        rewrites = query_info.get("rewrites", {})
+        tag = f"dense-{self.name}" + (f"-rewrite-{Path(rewrites['name']).stem}" if rewrites.get("name") else "")
+        metadata = {"retriever": "dense", **self.describe(), **query_info, "hits": hits, "topics": topics.describe(),
+                    "truncate": self.truncate, "max_concat_length": self.max_concat_length,
+                    "wall_seconds": round(time.time() - started, 3)}
+        sources = [*self.index, topics.path, rewrites.get("file"), *self._model_paths()]
+        return Run({record.query_id: hits_ for record, hits_ in zip(topics, found)}, name=tag, tag=tag,
+                   metadata=metadata, sources=tuple(Path(p) for p in sources if p), query_texts=shown)
+
+    def describe(self) -> dict:
+        from ..index.lucene import index_meta
+
+        return {"encoder": str(self.encoder_spec), "index": [str(path) for path in self.index],
+                "index_meta": [index_meta(piece.path) for piece in self.searcher.pieces],
+                "nprobe": self.searcher.nprobe, "ef_search": self.searcher.ef_search}
+
+    def _model_paths(self) -> list[Path]:
+        spec = self.encoder_spec
+        return [Path(spec)] if isinstance(spec, (str, Path)) and Path(spec).exists() else []
 
 
-def _response_lookup(dataset):
-    """doc_id -> text of canonical responses: the topics' own docstore, or, for the full CAsT collection (too
-    large to hold in memory), the mini collection, which holds every CAsT-20 canonical passage."""
-    try:
-        store = dataset.docs_store()
-    except UserError:
-        from .. import datasets
+class ConvDRRetriever(DenseRetriever):
+    """ConvDR with cross-validated models: each query is encoded by the model of its topic's fold, the one
+    that did not train on it. `folds` is a folder holding `fold-0`, `fold-1`, ... (what `train` writes with
+    `cv`); the fold rule is `convdr_pyserini.folds`."""
 
-        store = datasets.load("convdr/cast20/mini").docs_store()
-    return lambda doc_id: store.get(doc_id).text
+    def __init__(self, index, folds: str | Path, **options):
+        self.folds = Path(folds)
+        if not (self.folds / "fold-0").is_dir():
+            raise UserError(f"{self.folds} holds no fold-0 model folder (expected the output of `train --cv K`)")
+        super().__init__(index, encoder=str(self.folds), **options)
 
+    @property
+    def name(self) -> str:
+        return self.folds.name
 
-def _encoder_groups(args, queries: list) -> list[tuple[str, list[int]]]:
-    """[(encoder card/path, positions of the queries it encodes)]: one group, or one per CV fold."""
-    cv = getattr(args, "cv", None)
-    if not cv:
-        return [(args.encoder, list(range(len(queries))))]
-    from ..folds import folds
+    def _groups(self, topics: Topics) -> list[tuple[object, list[int]]]:
+        from ..folds import fold_assignment
 
-    topics = sorted({query.topic_number for query in queries})
-    dataset_id = getattr(args, "topics", "") or ""
-    fold_by_topic = folds(dataset_id, topics)
-    groups: dict[int, list[int]] = {}
-    for position, query in enumerate(queries):
-        groups.setdefault(fold_by_topic[query.topic_number], []).append(position)
-    result = []
-    for fold in sorted(groups):
-        model = Path(cv) / f"fold-{fold}"
-        if not model.is_dir():
-            raise UserError(f"--cv {cv}: no fold-{fold} model folder (needed for topics of fold {fold})")
-        result.append((str(model), groups[fold]))
-    return result
+        fold_of_topic = fold_assignment(topics)
+        groups: dict[int, list[int]] = {}
+        for position, record in enumerate(topics):
+            groups.setdefault(fold_of_topic[record.topic_number], []).append(position)
+        result = []
+        for fold in sorted(groups):
+            model = self.folds / f"fold-{fold}"
+            if not model.is_dir():
+                raise UserError(f"{self.folds}: no fold-{fold} model folder (needed for the topics of fold {fold})")
+            result.append((str(model), groups[fold]))
+        return result
 
+    def describe(self) -> dict:
+        return {**super().describe(), "encoder": None, "cv": str(self.folds)}
 
-def _query_encoder(args, encoder_spec: str, device: str):
-    from ..encode import ConvDRQueryEncoder
-
-    options = {"mode": args.query, "device": device}
-    for name in ("max_concat_length", "truncate"):
-        if getattr(args, name, None) is not None:
-            options[name] = getattr(args, name)
-    return ConvDRQueryEncoder(encoder_spec, **options)
-
-
-def _encode(encoder, inputs: list, batch_size: int | None) -> np.ndarray:
-    from tqdm import tqdm
-
-    batch_size = batch_size or 64
-    parts = []
-    with tqdm(total=len(inputs), unit="query", desc="encoding queries", leave=False) as bar:
-        for start in range(0, len(inputs), batch_size):
-            batch = inputs[start:start + batch_size]
-            parts.append(np.asarray(encoder.encode_batch(batch), dtype=np.float32).reshape(len(batch), -1))
-            bar.update(len(batch))
-    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    def _model_paths(self) -> list[Path]:
+        return [self.folds]

@@ -1,11 +1,24 @@
-"""Query text per query type for sparse retrieval: raw, manual, automatic, or concat (with history)."""
+"""Which text (or conversation) each query is searched with: a query type, or a user's rewrites file.
+
+BM25 takes `raw`, `manual`, `automatic`, `concat` (the utterance after the earlier ones of its topic) or
+`rewrite`; dense encoders take `raw`, `manual`, `automatic`, `rewrite` (one utterance) or ConvDR's
+conversational inputs `no_res`, `man_can`, `auto_can`. With `rewrite` the text comes from a `Rewrites` file;
+a query it lacks is an error naming the first few, unless `missing_rewrite="raw"` falls back to the raw
+utterance (and the run's sidecar says which queries did).
+"""
 from __future__ import annotations
 
-from ..errors import UserError
+from typing import Mapping
 
-SPARSE_QUERY_TYPES = ("raw", "manual", "automatic", "concat")
-DENSE_QUERY_TYPES = ("raw", "manual", "automatic", "no_res", "man_can", "auto_can")
-QUERY_TYPES = SPARSE_QUERY_TYPES + tuple(t for t in DENSE_QUERY_TYPES if t not in SPARSE_QUERY_TYPES)
+from ..errors import UserError
+from ..io.topics import Rewrites, Topics
+
+SPARSE_QUERY_TYPES = ("raw", "manual", "automatic", "concat", "rewrite")
+DENSE_QUERY_TYPES = ("raw", "manual", "automatic", "rewrite", "no_res", "man_can", "auto_can")
+QUERY_TYPES = tuple(dict.fromkeys(SPARSE_QUERY_TYPES + DENSE_QUERY_TYPES))
+FIELDS = {"raw": "raw_utterance", "manual": "manual_rewritten_utterance", "automatic": "automatic_rewritten_utterance"}
+MISSING_REWRITE = ("error", "raw")
+SHOWN = 5
 
 
 def concat_text(record, window: int | None = None) -> str:
@@ -16,15 +29,79 @@ def concat_text(record, window: int | None = None) -> str:
     return " ".join([*history, record.raw_utterance])
 
 
-def query_texts(records: list, query_type: str, dataset_id: str, concat_window: int | None = None) -> dict[str, str]:
-    """{query_id: text} for `query_type`, in dataset order; a type the dataset lacks is a UserError."""
-    from ..datasets import QUERY_FIELDS, query_text
+def field_text(record, kind: str) -> str:
+    """The raw/manual/automatic text of a query record; a field the topics lack is a UserError."""
+    name = FIELDS[kind]
+    text = getattr(record, name, None)
+    if text is None:
+        raise UserError(f"query {record.query_id} has no {kind} query ({name}); these topics do not provide it")
+    return text
 
-    if query_type not in SPARSE_QUERY_TYPES:
-        raise UserError(f"--query {query_type} is a dense (ConvDR) input; BM25 takes one of "
-                        f"{', '.join(SPARSE_QUERY_TYPES)}")
-    if query_type in QUERY_FIELDS and records and getattr(records[0], QUERY_FIELDS[query_type], None) is None:
-        raise UserError(f"{dataset_id} has no {query_type} queries (no {QUERY_FIELDS[query_type]} field)")
-    if query_type == "concat":
-        return {record.query_id: concat_text(record, concat_window) for record in records}
-    return {record.query_id: query_text(record, query_type) for record in records}
+
+def check_field(topics: Topics, kind: str) -> None:
+    """UserError when the topics lack the raw/manual/automatic field `kind` (told by their first query)."""
+    if kind in FIELDS and len(topics) and getattr(next(iter(topics)), FIELDS[kind], None) is None:
+        raise UserError(f"{topics.source} has no {kind} queries (no {FIELDS[kind]} field)")
+
+
+def query_kind(query: "str | Mapping[str, str]", allowed: tuple[str, ...], retriever: str) -> str:
+    """The query type of a `query` argument (a type name, or rewrites), checked against what `retriever` takes."""
+    if not isinstance(query, str):
+        return "rewrite"
+    if query not in allowed:
+        hint = " (a dense, conversational input)" if query in DENSE_QUERY_TYPES else \
+            " (a BM25 input)" if query in SPARSE_QUERY_TYPES else ""
+        raise UserError(f"query type {query!r}{hint} does not apply to {retriever}; it takes "
+                        f"{', '.join(allowed)}")
+    if query == "rewrite":
+        raise UserError("query type rewrite needs the rewrites themselves (--rewrites FILE, or pass a Rewrites)")
+    return query
+
+
+def rewritten_texts(topics: Topics, rewrites: Mapping[str, str], missing: str = "error") -> tuple[dict[str, str], dict]:
+    """{query_id: text} from `rewrites`, and what the sidecar records (file, sha256, fallbacks)."""
+    if missing not in MISSING_REWRITE:
+        raise UserError(f"missing_rewrite must be one of {', '.join(MISSING_REWRITE)}, not {missing!r}")
+    lacking = [query.query_id for query in topics if query.query_id not in rewrites]
+    source = rewrites.describe() if isinstance(rewrites, Rewrites) else {"rewrites": len(rewrites)}
+    if lacking and missing == "error":
+        where = f" {rewrites.path}" if isinstance(rewrites, Rewrites) else ""
+        raise UserError(f"the rewrites{where} lack {len(lacking)} of the {len(topics)} queries of {topics.source}, "
+                        f"e.g. {', '.join(lacking[:SHOWN])}; pass --missing-rewrite raw to search those with the "
+                        "raw utterance")
+    texts = {query.query_id: rewrites[query.query_id] if query.query_id in rewrites else query.raw_utterance
+             for query in topics}
+    info = {**source, "missing": lacking, "missing_rewrite": missing,
+            "unused": sum(query_id not in topics for query_id in rewrites)}
+    return texts, info
+
+
+def sparse_texts(topics: Topics, query: "str | Mapping[str, str]", concat_window: int | None = None,
+                 missing_rewrite: str = "error") -> tuple[dict[str, str], dict]:
+    """{query_id: text} for BM25, and the query facts for the sidecar."""
+    kind = query_kind(query, SPARSE_QUERY_TYPES, "BM25")
+    if kind == "rewrite":
+        texts, info = rewritten_texts(topics, query, missing_rewrite)
+        return texts, {"query_type": "rewrite", "rewrites": info}
+    if kind == "concat":
+        return ({record.query_id: concat_text(record, concat_window) for record in topics},
+                {"query_type": kind, "concat_window": concat_window})
+    check_field(topics, kind)
+    return {record.query_id: field_text(record, kind) for record in topics}, {"query_type": kind}
+
+
+def dense_inputs(topics: Topics, query: "str | Mapping[str, str]", missing_rewrite: str = "error"):
+    """({query_id: encoder input}, {query_id: display text}, mode, sidecar facts) for a dense encoder.
+
+    The input is a string for single-utterance modes, or a conversation `{query, history, responses}`."""
+    from ..encode import conversational_input
+
+    kind = query_kind(query, DENSE_QUERY_TYPES, "dense retrieval")
+    if kind == "rewrite":
+        texts, info = rewritten_texts(topics, query, missing_rewrite)
+        return texts, texts, "manual", {"query_type": "rewrite", "rewrites": info}
+    check_field(topics, kind)
+    response_text = topics.response_lookup() if kind in ("man_can", "auto_can") else None
+    inputs = {record.query_id: conversational_input(record, kind, response_text) for record in topics}
+    shown = {record.query_id: field_text(record, kind) if kind in FIELDS else concat_text(record) for record in topics}
+    return inputs, shown, kind, {"query_type": kind}

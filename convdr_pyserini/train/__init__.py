@@ -1,11 +1,26 @@
-"""ConvDR few-shot training: knowledge distillation, ranking, multi-task, cross-validation, warm-up.
+"""ConvDR few-shot training: knowledge distillation, ranking, multi-task, cross-validation, warm-up, seeds.
 
-    python -m convdr_pyserini.train --topics convdr/cast20/mini --teacher minilm --query no_res --loss kd \
-        --epochs 8 --lr 1e-4 --cv 5 --seed 42 --output encoders/convdr-kd-cast20-mini
-    python -m convdr_pyserini.train negatives --topics convdr/cast20 --run runs/teacher-manual.trec \
-        --output data/ranking.jsonl
+    import convdr_pyserini as cp
+    cp.train(cp.TrainConfig(topics="convdr/cast20/mini", teacher="minilm", query="no_res", loss="kd",
+                            epochs=3, lr=1e-4, cv=5, seeds=[1, 2, 3], output="encoders/convdr-kd-mini"))
 
-Modules: `data` (KD pairs, ranking data, negative mining, passage lookup), `loop` (losses and the
-optimisation loop), `__main__` (the command line, cross-validation and the saved encoder cards).
-Importing this package imports neither torch nor pyserini.
+Modules: `config` (`TrainConfig`), `data` (KD pairs, ranking data, negative mining, passage lookup), `loop`
+(losses and the optimisation loop), `training` (`train`, folds, seeds, saving). The command line is
+`python -m convdr_pyserini.train` (and `... train negatives`). Importing this package imports neither torch
+nor pyserini.
 """
+from .._callable import make_module_callable
+from .config import TrainConfig
+from .data import mine_ranking_data
+
+__all__ = ["TrainConfig", "mine_ranking_data", "train"]
+
+
+def train(config: TrainConfig) -> dict:
+    """Train as `config` says (see `convdr_pyserini.train.training.train`); returns a summary."""
+    from .training import train as run
+
+    return run(config)
+
+
+make_module_callable(__name__, "train")

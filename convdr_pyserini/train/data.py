@@ -1,7 +1,8 @@
 """Training data: ConvDR's KD pairs (conversational input -> manual rewrite) and ranking data
 (positive + negatives mined from the teacher's run on manual rewrites, ConvDR's `gen_ranking_data`).
 
-Nothing here imports torch.
+Passage texts follow the one passage rule (`convdr_pyserini.io.passages`), whichever route they are looked
+up by: a docstore of an ir_datasets id or the raw text stored in a Lucene index. Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ..errors import UserError
+from ..io.passages import TEXT_FIELDS, Passage
 
 NEGATIVES = 9  # ConvDR: one positive and 9 negatives per query
 NEGATIVE_POOL = 20  # judged non-relevant first, then unjudged top-ranked, up to this many; then sampled
@@ -105,57 +107,51 @@ def mine_negatives(query_ids: Iterable[str], qrels: Mapping[str, Mapping[str, in
 
 def read_ranking_data(path: str | Path) -> list[RankingExample]:
     """Parse a ranking data file (jsonl written by `train negatives`); bad lines are a UserError."""
+    from ..io.text import read_json_lines
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"ranking data file {path} does not exist "
                         f"(write it with `python -m convdr_pyserini.train negatives`)")
     examples = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                example = RankingExample(str(data["query_id"]), str(data["positive"]), int(data["positive_grade"]),
-                                         tuple(str(doc_id) for doc_id in data["negatives"]))
-            except (ValueError, KeyError, TypeError) as error:
-                raise UserError(f"{path}:{number}: not a ranking example ({type(error).__name__}: {error})") from None
-            if not example.negatives:
-                raise UserError(f"{path}:{number}: query {example.query_id} has no negatives")
-            examples.append(example)
+    for number, data in read_json_lines(path):
+        try:
+            example = RankingExample(str(data["query_id"]), str(data["positive"]), int(data["positive_grade"]),
+                                     tuple(str(doc_id) for doc_id in data["negatives"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{path}:{number}: not a ranking example ({type(error).__name__}: {error})") from None
+        if not example.negatives:
+            raise UserError(f"{path}:{number}: query {example.query_id} has no negatives")
+        examples.append(example)
     if not examples:
         raise UserError(f"ranking data file {path} is empty")
     return examples
 
 
-def read_ranked_run(path: str | Path) -> dict[str, list[str]]:
-    """{query_id: docids by score descending, then docid ascending} of a run file."""
-    from ..search.runs import ranked, read_run
-
-    return {query_id: [doc_id for doc_id, _ in ranked(hits)] for query_id, hits in read_run(path).items()}
-
-
-def passage_lookup(collection: str) -> Callable[[Sequence[str]], dict[str, str]]:
-    """A function {docids} -> {docid: text} over an ir_datasets id or a Lucene index folder (with raw text).
+def passage_lookup(collection: str) -> Callable[[Sequence[str]], dict[str, Passage]]:
+    """A function {docids} -> {docid: Passage} over an ir_datasets id or a Lucene index folder (with raw text).
 
     Docids the collection lacks are left out of the answer (the caller names them).
     """
     folder = Path(collection)
     if folder.is_dir():
         from .. import _java
+        from ..index.lucene import index_meta
 
+        fields = tuple(index_meta(folder).get("fields") or TEXT_FIELDS)
         searcher = _java.pyserini("search.lucene").LuceneSearcher(str(folder))
 
-        def lucene_texts(doc_ids):
-            texts = {}
+        def lucene_passages(doc_ids):
+            found = {}
             for doc_id in doc_ids:
                 document = searcher.doc(doc_id)
                 if document is not None:
                     raw = document.raw()
-                    texts[doc_id] = json.loads(raw).get("contents", raw) if raw.lstrip().startswith("{") else raw
-            return texts
+                    contents = json.loads(raw).get("contents", raw) if raw.lstrip().startswith("{") else raw
+                    found[doc_id] = Passage.from_contents(doc_id, contents, fields)
+            return found
 
-        return lucene_texts
+        return lucene_passages
     from ..datasets import load
 
     dataset = load(collection)
@@ -163,24 +159,54 @@ def passage_lookup(collection: str) -> Callable[[Sequence[str]], dict[str, str]]
         raise UserError(f"{collection} has no documents to look passages up in; give --collection")
     store = dataset.docs_store()
 
-    def store_texts(doc_ids):
-        found = store.get_many(doc_ids)
-        return {doc_id: _doc_text(doc) for doc_id, doc in found.items()}
+    def store_passages(doc_ids):
+        return {doc_id: Passage.from_doc(doc) for doc_id, doc in store.get_many(doc_ids).items()}
 
-    return store_texts
-
-
-def _doc_text(doc) -> str:
-    title = getattr(doc, "title", None)
-    return f"{title} {doc.text}" if title else doc.text
+    return store_passages
 
 
-def ranking_passages(examples: Sequence[RankingExample], collection: str, source: str) -> dict[str, str]:
-    """Texts of every passage the examples use; a passage missing from the collection is a UserError."""
+def ranking_passages(examples: Sequence[RankingExample], collection: str, source: str) -> dict[str, Passage]:
+    """The passages every example uses; a passage missing from the collection is a UserError."""
     needed = sorted({doc_id for example in examples for doc_id in (example.positive, *example.negatives)})
-    texts = passage_lookup(collection)(needed)
-    missing = [doc_id for doc_id in needed if doc_id not in texts]
+    found = passage_lookup(collection)(needed)
+    missing = [doc_id for doc_id in needed if doc_id not in found]
     if missing:
         raise UserError(f"ranking data {source} references {len(missing)} passage(s) missing from the collection "
                         f"{collection} (e.g. {', '.join(missing[:3])})")
-    return texts
+    return found
+
+
+def mine_ranking_data(topics: str, run: str | Path, output: str | Path, negatives: int = NEGATIVES,
+                      pool: int = NEGATIVE_POOL, seed: int = 42, collection: str | None = None,
+                      overwrite: bool = False) -> dict:
+    """Write ranking data (ConvDR's `gen_ranking_data`): per judged query of `topics`, its highest-graded
+    passage and `negatives` sampled from the teacher's `run` on manual rewrites. Returns counts."""
+    from ..io.atomic import atomic_output, prepare_output
+    from ..io.runs import Run
+    from ..io.topics import load_topics
+
+    prepare_output(output, [run, collection], overwrite)
+    topics = load_topics(topics)
+    qrels = topics.qrels()
+    if qrels is None:
+        raise UserError(f"{topics.source} has no qrels to take positives and judged negatives from")
+    query_ids = topics.ids()
+    ranked_run = Run.read(run, topics=set(query_ids)).ranked_docids()
+    judgments = qrels.judgments
+    candidates = sorted({doc_id for judged in judgments.values() for doc_id in judged}
+                        | {doc_id for query_id in query_ids for doc_id in ranked_run.get(query_id, ())})
+    source = collection or topics.source
+    available = set(passage_lookup(source)(candidates))
+    absent = sorted({doc_id for found in ranked_run.values() for doc_id in found} & set(candidates) - available)
+    if absent:
+        raise UserError(f"run {run} retrieves passages missing from the collection {source} "
+                        f"(e.g. {', '.join(absent[:3])})")
+    judgments = {query_id: {doc_id: grade for doc_id, grade in judged.items() if doc_id in available}
+                 for query_id, judged in judgments.items()}
+    examples, skipped = mine_negatives(query_ids, judgments, ranked_run, seed, negatives, pool)
+    if not examples:
+        raise UserError(f"no judged query of {topics.source} has a relevant passage and {negatives} candidates")
+    with atomic_output(output, inputs=[run, collection], overwrite=overwrite) as handle:
+        for example in examples:
+            handle.write(example.to_json() + "\n")
+    return {"queries": len(examples), "negatives": negatives, "skipped": len(skipped)}

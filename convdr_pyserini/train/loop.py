@@ -1,10 +1,10 @@
 """ConvDR's losses and optimisation loop (torch is imported here).
 
 * KD: MSE between the student's embedding of the conversational input and the frozen teacher's embedding
-  of the manual rewrite (ConvDR's `MSELoss` over the embedding entries).
-* Ranking: cross-entropy over the scores (inner products) of the positive and the negatives, whose
-  embeddings come from the frozen teacher's passage tower.
-* Multi-task: their sum.
+  of the manual rewrite (ConvDR's `MSELoss` over the embedding entries), times `kd_weight`.
+* Ranking: cross-entropy over the scores (inner products divided by `temperature`) of the positive and the
+  negatives, whose embeddings come from the frozen teacher's passage tower, times `ranking_weight`.
+* Multi-task: their sum. ConvDR's own setting is weights 1 and temperature 1.
 
 The teacher is frozen, so its embeddings are computed once, before training (`teacher_targets`). The loop
 is AdamW with gradient clipping at 1.0 and a constant learning rate (no warm-up schedule), as in ConvDR.
@@ -21,7 +21,18 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import UserError
+
 MAX_GRAD_NORM = 1.0
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """How the KD and ranking terms are combined (ConvDR: 1, 1 and temperature 1)."""
+
+    kd_weight: float = 1.0
+    ranking_weight: float = 1.0
+    temperature: float = 1.0
 
 
 @dataclass
@@ -63,27 +74,29 @@ def distributed() -> tuple[int, int]:
 
 
 def batch_loss(student, examples: Sequence[Example], passages: torch.Tensor | None, use_kd: bool,
-               use_ranking: bool, normaliser: int) -> torch.Tensor:
-    """Sum over `examples` of their losses, divided by `normaliser` (the global batch size)."""
+               use_ranking: bool, normaliser: int, weights: LossWeights = LossWeights()) -> torch.Tensor:
+    """Sum over `examples` of their (weighted) losses, divided by `normaliser` (the global batch size)."""
     input_ids, attention_mask = student.pad([example.input_ids for example in examples])
     embeddings = student.embed_queries(input_ids, attention_mask).float()
     loss = embeddings.new_zeros(())
     if use_kd:
         targets = torch.as_tensor(np.stack([example.target for example in examples]), device=embeddings.device)
-        loss = loss + ((embeddings - targets) ** 2).mean(dim=1).sum()
+        loss = loss + weights.kd_weight * ((embeddings - targets) ** 2).mean(dim=1).sum()
     if use_ranking:
         rows = torch.as_tensor([example.passage_rows for example in examples], device=embeddings.device)
-        scores = torch.einsum("bd,bkd->bk", embeddings, passages[rows])
+        scores = torch.einsum("bd,bkd->bk", embeddings, passages[rows]) / weights.temperature
         positives = torch.zeros(len(examples), dtype=torch.long, device=embeddings.device)
-        loss = loss + torch.nn.functional.cross_entropy(scores, positives, reduction="sum")
+        loss = loss + weights.ranking_weight * torch.nn.functional.cross_entropy(scores, positives, reduction="sum")
     return loss / normaliser
 
 
 def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_size: int, seed: int,
         use_kd: bool, use_ranking: bool, passages: np.ndarray | None = None, weight_decay: float = 0.0,
-        description: str = "training") -> FitResult:
-    """Train `student` (a DenseEncoder) in place; returns the losses. Deterministic given `seed` on CPU."""
-    from tqdm import tqdm
+        weights: LossWeights = LossWeights(), description: str = "training") -> FitResult:
+    """Train `student` (a DenseEncoder) in place; returns the losses. Deterministic given `seed` on CPU.
+
+    A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
+    from .._progress import progress_bar
 
     rank, world = distributed()
     seed_everything(seed)
@@ -95,9 +108,8 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
     result = FitResult()
     steps_per_epoch = -(-len(examples) // batch_size)
     model.train()
-    with tqdm(total=epochs * steps_per_epoch, desc=description, unit="step", disable=rank != 0,
-              dynamic_ncols=True) as bar:
-        for _ in range(epochs):
+    with progress_bar(total=epochs * steps_per_epoch, desc=description, unit="step", enabled=rank == 0) as bar:
+        for epoch in range(epochs):
             order = list(range(len(examples)))
             order_rng.shuffle(order)
             epoch_total = 0.0
@@ -105,11 +117,14 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
                 batch = [examples[i] for i in order[start:start + batch_size]]
                 local = batch[rank::world]
                 optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(student, local, passage_tensor, use_kd, use_ranking, len(batch)) if local \
+                loss = batch_loss(student, local, passage_tensor, use_kd, use_ranking, len(batch), weights) if local \
                     else torch.zeros((), device=student.device)
                 if local:
                     loss.backward()
                 step_loss = _all_reduce(model, loss.detach(), world)
+                if not np.isfinite(step_loss):
+                    raise UserError(f"{description}: the loss became {step_loss} at step {len(result.step_losses) + 1} "
+                                    f"(epoch {epoch + 1}); training diverged, try a lower learning rate")
                 torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
                 optimizer.step()
                 result.step_losses.append(step_loss)

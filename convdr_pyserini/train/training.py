@@ -1,95 +1,112 @@
-"""The training job behind `python -m convdr_pyserini.train`: inputs, teacher targets, folds, saving.
+"""The training job behind `train(config)`: inputs, teacher targets, folds, seeds, saving.
 
 The teacher's embeddings (of the manual rewrites, and of the ranking passages) are computed once; each
-fold then starts a fresh student from `--student-init` and trains on the other folds' topics. The fold
-rule is `convdr_pyserini.folds`, the one that `search --cv` uses to pick each topic's model.
+fold (and each seed) then starts a fresh student from `student_init` and trains on the other folds' topics.
+The fold rule is `convdr_pyserini.folds`, the one that ConvDR search uses to pick each topic's model.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
+import logging
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .._cli import atomic_directory, atomic_output
 from ..errors import UserError
+from ..io.atomic import OutputLock, atomic_directory, atomic_output, prepare_output
 from . import data
-from .loop import Example, distributed, fit, mean_kd_loss
+from .config import TrainConfig
+from .loop import Example, LossWeights, distributed, fit, mean_kd_loss
 
+logger = logging.getLogger(__name__)
 CV_SUMMARY = "cv.yaml"
 LOSS_LOG = "losses.tsv"
 
 
+def train(config: TrainConfig) -> dict:
+    """Train as `config` says and save the model folder(s); returns a summary (queries, losses, seconds).
+
+    Output: OUTPUT (one model), OUTPUT/fold-k (with `cv`), OUTPUT/seed-s/... (with `seeds`). Each model folder
+    is a Hugging Face folder with an `encoder.yaml` card recording the data, loss, folds, seed and metrics.
+    """
+    trainer = Trainer(config)
+    if config.seeds is None:
+        return trainer.run(config)
+    summaries = {}
+    prepare_output(config.output, trainer.inputs(), config.overwrite, directory=True)
+    for seed in config.seeds:
+        summaries[f"seed-{seed}"] = trainer.run(config.for_seed(seed))
+    return {"seeds": summaries}
+
+
 class Trainer:
-    """Builds the examples once and trains one model, or one per cross-validation fold."""
+    """Builds the examples once, then trains one model, or one per cross-validation fold, per seed."""
 
-    def __init__(self, args: argparse.Namespace, use_kd: bool, use_ranking: bool):
-        import os
-
-        from ..datasets import load
+    def __init__(self, config: TrainConfig):
         from ..encode import load_encoder
         from ..index.dense import resolve_device
+        from ..io.topics import load_topics
 
-        self.device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-        self.args = args
-        self.use_kd = use_kd
-        self.use_ranking = use_ranking
-        self.dataset = load(args.topics)
-        self.records = list(self.dataset.queries_iter())
-        if not self.records:
-            raise UserError(f"{args.topics} has no queries")
-        if use_kd:
-            data.check_manual_rewrites(args.topics, self.records)
-        self.folds = self._folds() if args.cv else None
-        self.student_spec = args.student_init or args.teacher
-        self.teacher_spec = args.teacher or args.student_init
-        self.teacher = load_encoder(self.teacher_spec, device=self.device)
-        self.student = load_encoder(self.student_spec, device=self.device)
+        self.config = config
+        self.device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        self.topics = load_topics(config.topics)
+        self.records = list(self.topics)
+        if config.uses_kd:
+            data.check_manual_rewrites(self.topics.source, self.records)
+        self.folds = self._folds() if config.cv else None
+        self.teacher = load_encoder(config.teacher_spec, device=self.device)
+        self.student = load_encoder(config.student_spec, device=self.device)
         if self.teacher.dim != self.student.dim:
-            raise UserError(f"teacher {self.teacher_spec} gives {self.teacher.dim}-dimensional embeddings but the "
-                            f"student {self.student_spec} {self.student.dim}-dimensional ones; they must match")
+            raise UserError(f"teacher {config.teacher_spec} gives {self.teacher.dim}-dimensional embeddings but the "
+                            f"student {config.student_spec} {self.student.dim}-dimensional ones; they must match")
         card = self.student.card
-        self.max_concat_length = min(args.max_concat_length or card.max_concat_length, self.student.max_tokens - 2)
-        self.truncate = args.truncate or card.truncate
+        self.weights = LossWeights(**config.loss_weights(card))
+        self.max_concat_length = min(config.max_concat_length or card.max_concat_length, self.student.max_tokens - 2)
+        self.max_response_length = config.max_response_length or card.max_response_length
+        self.truncate = config.truncate or card.truncate
         self.passages = None
         self.topic = {record.query_id: data.topic_of(record) for record in self.records}
         self.examples = self._examples()
 
+    def inputs(self) -> list:
+        """Files and folders training reads: the output must be none of them."""
+        config = self.config
+        return [path for path in (config.teacher, config.student_init, config.ranking_data, config.collection,
+                                  self.topics.path) if path and Path(path).exists()]
+
     # -- inputs ------------------------------------------------------------------------------------------
     def _folds(self) -> dict:
-        """{topic: fold} from the shared fold rule; checks --cv against the topics and the rule."""
-        from ..folds import folds
+        """{topic: fold} from the shared fold rule; checks cv against the topics and the rule."""
+        from ..folds import fold_assignment
 
-        if getattr(self.records[0], "topic_number", None) is None:
-            raise UserError(f"--cv splits by CAsT topic; {self.args.topics} has no topic numbers")
-        topics = list(dict.fromkeys(record.topic_number for record in self.records))
-        if len(topics) < self.args.cv:
-            raise UserError(f"--cv {self.args.cv}: {self.args.topics} has only {len(topics)} topics, fewer than folds")
-        assignment = folds(self.args.topics, topics)
+        assignment = fold_assignment(self.topics)
         count = len(set(assignment.values()))
-        if count != self.args.cv:
-            raise UserError(f"--cv {self.args.cv}: the fold rule for {self.args.topics} splits its {len(topics)} "
+        if len(assignment) < self.config.cv:
+            raise UserError(f"cv {self.config.cv}: {self.topics.source} has only {len(assignment)} topics, fewer "
+                            "than folds")
+        if count != self.config.cv:
+            raise UserError(f"cv {self.config.cv}: the fold rule for {self.topics.source} splits its {len(assignment)} "
                             f"topics into {count} folds (CAsT-19: 10 topics per fold; CAsT-20: (topic-81)//5)")
         return assignment
 
     def _examples(self) -> list[Example]:
+        config = self.config
         records = self.records
         ranking_rows = {}
-        if self.use_ranking:
+        if config.uses_ranking:
             records, ranking_rows = self._ranking(records)
         response_text = None
-        if self.args.query in ("man_can", "auto_can") and not hasattr(records[0], "history_answers"):
-            store = self.dataset.docs_store()
-            response_text = lambda doc_id: store.get(doc_id).text  # noqa: E731
+        if config.query in ("man_can", "auto_can") and not hasattr(records[0], "history_answers"):
+            response_text = self.topics.response_lookup()
         examples = []
         for record in records:
-            query = data.student_input(record, self.args.query, response_text)
-            ids = self.student.query_token_ids(query, self.args.query, max_concat_length=self.max_concat_length,
-                                              truncate=self.truncate)
+            query = data.student_input(record, config.query, response_text)
+            ids = self.student.query_token_ids(query, config.query, max_concat_length=self.max_concat_length,
+                                              truncate=self.truncate, max_response_length=self.max_response_length)
             examples.append(Example(record.query_id, ids, passage_rows=ranking_rows.get(record.query_id)))
-        if self.use_kd or self.folds is not None:
+        if config.uses_kd or self.folds is not None:
             rewrites = [getattr(record, "manual_rewritten_utterance", None) for record in records]
             known = [i for i, text in enumerate(rewrites) if text]
             ids = [self.teacher.query_token_ids(rewrites[i], "manual") for i in known]
@@ -100,58 +117,60 @@ class Trainer:
 
     def _ranking(self, records: list) -> tuple[list, dict[str, list[int]]]:
         """The records with ranking data, and their passage rows; encodes the passages with the teacher."""
-        examples = data.read_ranking_data(self.args.ranking_data)
+        config = self.config
+        examples = data.read_ranking_data(config.ranking_data)
         by_id = {record.query_id: record for record in records}
         examples = [example for example in examples if example.query_id in by_id]
         if not examples:
-            raise UserError(f"ranking data {self.args.ranking_data} has none of the queries of {self.args.topics}")
-        texts = data.ranking_passages(examples, self.args.collection or self.args.topics, self.args.ranking_data)
-        doc_ids = sorted(texts)
+            raise UserError(f"ranking data {config.ranking_data} has none of the queries of {self.topics.source}")
+        passages = data.ranking_passages(examples, config.collection or self.topics.source, config.ranking_data)
+        doc_ids = sorted(passages)
         row = {doc_id: number for number, doc_id in enumerate(doc_ids)}
-        self.passages = self.teacher.encode_passages([texts[doc_id] for doc_id in doc_ids], progress=True)
+        self.passages = self.teacher.encode_passages([passages[doc_id].encoder_input() for doc_id in doc_ids],
+                                                     progress=True)
         rows = {example.query_id: [row[example.positive]] + [row[doc_id] for doc_id in example.negatives]
                 for example in examples}
         if len({len(value) for value in rows.values()}) > 1:
-            raise UserError(f"ranking data {self.args.ranking_data}: every query needs the same number of negatives")
+            raise UserError(f"ranking data {config.ranking_data}: every query needs the same number of negatives")
         return [by_id[example.query_id] for example in examples], rows
 
     # -- training ----------------------------------------------------------------------------------------
-    def run(self, output: Path) -> str:
-        """Train and save; returns a one-line summary."""
+    def run(self, config: TrainConfig) -> dict:
+        """Train and save one output (one seed): a model, or one per fold; returns its summary."""
+        from ..encode import load_encoder
+
         rank, _ = distributed()
-        if self.folds is None:
-            result = self._train(self.examples, [], "training")
-            if rank == 0:
-                with atomic_directory(output) as folder:
-                    self._save(folder, result, fold=None)
-            return f"{len(self.examples)} queries, final epoch loss {result['metrics']['train_loss_last_epoch']:.4g}"
-        fold_numbers = sorted(set(self.folds.values()))
-        summaries = {}
-        with atomic_directory(output) if rank == 0 else contextlib.nullcontext() as folder:
+        output = prepare_output(config.output, self.inputs(), config.overwrite, directory=True)
+        started = time.time()
+        lock = OutputLock(output) if rank == 0 else contextlib.nullcontext()
+        with lock, (atomic_directory(output, inputs=self.inputs(), overwrite=config.overwrite) if rank == 0
+                    else contextlib.nullcontext()) as folder:
+            fold_numbers = [None] if self.folds is None else sorted(set(self.folds.values()))
+            summaries = {}
             for fold in fold_numbers:
-                if fold > 0:
-                    from ..encode import load_encoder
-
-                    self.student = load_encoder(self.student_spec, device=self.device)
-                held_out = [e for e in self.examples if self.folds[self.topic[e.query_id]] == fold]
-                train = [e for e in self.examples if self.folds[self.topic[e.query_id]] != fold]
-                result = self._train(train, held_out, f"fold-{fold} ({fold + 1} of {len(fold_numbers)})")
+                self.student = load_encoder(config.student_spec, device=self.device)
+                held_out = [] if fold is None else [e for e in self.examples if self.folds[self.topic[e.query_id]] == fold]
+                train = [e for e in self.examples if fold is None or self.folds[self.topic[e.query_id]] != fold]
+                what = "training" if fold is None else f"fold-{fold} ({fold + 1} of {len(fold_numbers)})"
+                result = self._train(config, train, held_out, f"seed {config.seed}, {what}")
                 if rank == 0:
-                    self._save(folder / f"fold-{fold}", result, fold=fold)
-                summaries[f"fold-{fold}"] = result["metrics"]
-            if rank == 0:
-                self._write_cv_summary(folder, summaries)
-        last = np.mean([metrics["train_loss_last_epoch"] for metrics in summaries.values()])
-        return f"{len(fold_numbers)} folds of {len(self.examples)} queries, mean final epoch loss {last:.4g}"
+                    self._save(config, folder if fold is None else folder / f"fold-{fold}", result, fold)
+                summaries["model" if fold is None else f"fold-{fold}"] = result["metrics"]
+            if rank == 0 and self.folds is not None:
+                self._write_cv_summary(config, folder, summaries)
+        seconds = round(time.time() - started, 1)
+        last = float(np.mean([metrics["train_loss_last_epoch"] for metrics in summaries.values()]))
+        return {"output": str(output), "queries": len(self.examples), "models": len(summaries),
+                "final_epoch_loss": last, "seconds": seconds}
 
-    def _train(self, train: list[Example], held_out: list[Example], description: str) -> dict:
-        args = self.args
+    def _train(self, config: TrainConfig, train: list[Example], held_out: list[Example], description: str) -> dict:
         with_targets = [example for example in held_out if example.target is not None]
         before = mean_kd_loss(self.student, with_targets) if with_targets else None
         started = time.time()
-        result = fit(self.student, train, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                     seed=args.seed, use_kd=self.use_kd, use_ranking=self.use_ranking, passages=self.passages,
-                     weight_decay=args.weight_decay, description=description)
+        result = fit(self.student, train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                     seed=config.seed, use_kd=config.uses_kd, use_ranking=config.uses_ranking,
+                     passages=self.passages, weight_decay=config.weight_decay, weights=self.weights,
+                     description=description)
         metrics = {
             "train_queries": len(train),
             "heldout_queries": len(held_out),
@@ -165,23 +184,26 @@ class Trainer:
             metrics["heldout_kd_mse_after"] = round(mean_kd_loss(self.student, with_targets), 8)
         return {"metrics": metrics, "steps": result.step_losses, "train": train, "held_out": held_out}
 
-    def _save(self, folder: Path, result: dict, fold: int | None) -> None:
-        args = self.args
+    def _save(self, config: TrainConfig, folder: Path, result: dict, fold: int | None) -> None:
         topics = lambda examples: sorted({self.topic[e.query_id] for e in examples})  # noqa: E731
+        loss = "+".join(name for name, used in (("kd", config.uses_kd), ("ranking", config.uses_ranking)) if used)
         training = {
             "method": "ConvDR few-shot (Yu et al., SIGIR 2021)",
-            "topics": args.topics,
-            "query": args.query,
-            "loss": "+".join(name for name, used in (("kd", self.use_kd), ("ranking", self.use_ranking)) if used),
-            "teacher": str(self.teacher_spec),
-            "student_init": str(self.student_spec),
-            "ranking_data": args.ranking_data,
-            "optimizer": {"name": "AdamW", "lr": args.lr, "weight_decay": args.weight_decay, "max_grad_norm": 1.0,
-                          "schedule": "constant"},
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
+            "topics": self.topics.source,
+            "query": config.query,
+            "loss": loss,
+            "loss_weights": {"kd_weight": self.weights.kd_weight, "ranking_weight": self.weights.ranking_weight,
+                             "temperature": self.weights.temperature},
+            "teacher": str(config.teacher_spec),
+            "student_init": str(config.student_spec),
+            "ranking_data": config.ranking_data,
+            "optimizer": {"name": "AdamW", "lr": config.lr, "weight_decay": config.weight_decay,
+                          "max_grad_norm": 1.0, "schedule": "constant"},
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "seed": config.seed,
             "max_concat_length": self.max_concat_length,
+            "max_response_length": self.max_response_length,
             "truncate": self.truncate,
             "fold": fold,
             "folds": None if self.folds is None else {
@@ -190,23 +212,25 @@ class Trainer:
             "train_topics": topics(result["train"]),
             "heldout_topics": topics(result["held_out"]),
             "metrics": result["metrics"],
+            "command": config.command,
         }
-        name = Path(args.output).name + ("" if fold is None else f"-fold-{fold}")
-        description = (f"ConvDR {training['loss']} student ({args.query}) trained on {args.topics}"
+        name = Path(config.output).name + ("" if fold is None else f"-fold-{fold}")
+        description = (f"ConvDR {loss} student ({config.query}) trained on {self.topics.source}"
                        + ("" if fold is None else f", cross-validation fold {fold} held out"))
-        self.student.save(folder, name=name, description=description, training=training,
-                          max_concat_length=self.max_concat_length, truncate=self.truncate)
-        with atomic_output(folder / LOSS_LOG) as handle:
+        self.student.save(folder, overwrite=True, name=name, description=description, training=training,
+                          max_concat_length=self.max_concat_length, max_response_length=self.max_response_length,
+                          truncate=self.truncate)
+        with atomic_output(folder / LOSS_LOG, overwrite=True) as handle:
             handle.write("step\tloss\n")
             handle.writelines(f"{step}\t{loss:.8g}\n" for step, loss in enumerate(result["steps"], 1))
 
-    def _write_cv_summary(self, folder: Path, summaries: dict) -> None:
+    def _write_cv_summary(self, config: TrainConfig, folder: Path, summaries: dict) -> None:
         import yaml
 
-        summary = {"topics": self.args.topics, "folds": summaries,
+        summary = {"topics": self.topics.source, "folds": summaries,
                    "fold_topics": {f"fold-{n}": sorted(t for t, f in self.folds.items() if f == n)
                                    for n in sorted(set(self.folds.values()))},
-                   "search": f"python -m convdr_pyserini.search --cv {self.args.output} --topics {self.args.topics} "
-                             f"--query {self.args.query} --index <dense index of the teacher's passages> ..."}
-        with atomic_output(folder / CV_SUMMARY) as handle:
+                   "search": f"python -m convdr_pyserini.search --cv {config.output} --topics {self.topics.source} "
+                             f"--query {config.query} --index <dense index of the teacher's passages> ..."}
+        with atomic_output(folder / CV_SUMMARY, overwrite=True) as handle:
             yaml.safe_dump(summary, handle, sort_keys=False)

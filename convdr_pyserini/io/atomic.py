@@ -1,0 +1,257 @@
+"""Writing outputs safely: atomically, never over an input, never twice at once, nothing left behind.
+
+- `prepare_output` checks an output before any work: it is not one of the inputs (same path, symlink or
+  hard link), does not lie inside an input folder (nor holds one), and exists only if `overwrite` is given.
+- `atomic_output` / `atomic_directory` write under a temporary name beside the target and rename it into
+  place on success; on any error or interrupt the temporary is removed. Temporaries are named
+  `.<name>.<pid>.<random>.tmp`, so those left by a killed process (a dead pid) are removed by the next
+  writer of the same output.
+- `OutputLock` is an exclusive lock per output (`.<name>.lock`, `flock`), naming the holder's pid.
+
+A full disk (or another write failure) becomes a `UserError` naming the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..errors import UserError
+
+# errors that mean "this output cannot be written" rather than a bug
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+_TEMP_RANDOM = r"[a-z0-9_]{8}"
+
+PathLike = str | os.PathLike
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def check_not_input(output: PathLike, inputs: Iterable[PathLike | None]) -> None:
+    """UserError if `output` is an input file (same path, symlink or hard link), lies inside an input folder,
+    or is a folder holding an input."""
+    output = Path(os.path.abspath(output))
+    real_output = output.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given)
+        if not source.exists():
+            continue
+        real = source.resolve()
+        if real == real_output or (output.exists() and os.path.samefile(output, source)):
+            raise UserError(f"refusing to write {output}: it is the input {given}")
+        if source.is_dir() and real_output.is_relative_to(real):
+            raise UserError(f"refusing to write {output}: it lies inside the input folder {given}")
+        if real.is_relative_to(real_output):
+            raise UserError(f"refusing to write {output}: it would replace the folder holding the input {given}")
+
+
+def prepare_output(path: PathLike, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
+                   directory: bool = False) -> Path:
+    """Check an output before any work is done (nothing is created); returns it as a Path.
+
+    Refused: an output that is or holds an input, an existing output without `overwrite`, a file where a
+    folder is wanted (or the reverse), a location that cannot be written.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if directory and not path.is_dir():
+            raise UserError(f"output {path} exists and is not a folder")
+        if not directory and path.is_dir():
+            raise UserError(f"output path {path} is a directory")
+    check_not_input(path, inputs)
+    if path.exists() and not overwrite and not (directory and not any(path.iterdir())):
+        raise UserError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"cannot write {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: directory {ancestor} is not writable")
+    return path
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create directory {path.parent}: {error.strerror}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+
+
+def remove_stale_temporaries(path: PathLike) -> list[Path]:
+    """Remove the temporaries of `path` left by processes that no longer run; returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.name}.") + rf"(?:(\d+)\.)?{_TEMP_RANDOM}\.tmp")
+    removed = []
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and (match.group(1) is None or not _pid_alive(int(match.group(1)))):
+            _remove(entry)
+            removed.append(entry)
+    return removed
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _write_failure(error: OSError, path: Path) -> UserError | None:
+    if error.errno in _WRITE_ERRORS:
+        return UserError(f"cannot write {path}: {error.strerror or os.strerror(error.errno)}")
+    return None
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, mode: str = "w", *, inputs: Iterable[PathLike | None] = (),
+                  overwrite: bool = False, encoding: str | None = "utf-8") -> Iterator:
+    """Write a file under a temporary name beside `path`; rename it into place only on success."""
+    path = prepare_output(path, inputs, overwrite)
+    _make_parent(path)
+    remove_stale_temporaries(path)
+    if "b" in mode:
+        encoding = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_failure(error, path) or error from None
+    try:
+        with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
+            yield handle
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+        if path.exists() and not overwrite:
+            raise UserError(f"{path} appeared while it was being written; pass --overwrite to replace it")
+        os.replace(tmp_name, path)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        failure = _write_failure(error, path)
+        if failure is None:
+            raise
+        raise failure from None
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def write_text(path: PathLike, text: str, *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False) -> Path:
+    """Write `text` to `path` atomically."""
+    with atomic_output(path, inputs=inputs, overwrite=overwrite) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: PathLike, *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder under a temporary name beside `path`; put it in place (replacing an old one) on success."""
+    path = prepare_output(path, inputs, overwrite, directory=True)
+    _make_parent(path)
+    remove_stale_temporaries(path)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    except OSError as error:
+        raise _write_failure(error, path) or error from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        publish_directory(tmp, path, overwrite)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        failure = _write_failure(error, path)
+        if failure is None:
+            raise
+        raise failure from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def publish_directory(finished: Path, path: Path, overwrite: bool) -> None:
+    """Rename the folder `finished` to `path`; an existing `path` is first moved aside (a temporary that a
+    later run cleans if this one is killed), then removed."""
+    old = None
+    if path.exists():
+        if not overwrite and any(path.iterdir()):
+            raise UserError(f"{path} appeared while it was being built; pass --overwrite to replace it")
+        old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+        os.replace(path, old / path.name)
+    os.replace(finished, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class OutputLock:
+    """An exclusive lock on an output for one process (`.<name>.lock` beside it, via `flock`).
+
+    A second process asking for the same output gets a UserError naming the pid that holds it. The lock
+    file is removed on release; the lock itself dies with its process.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.lock_path = self.path.parent / f".{self.path.name}.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "OutputLock":
+        _make_parent(self.path)
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise UserError(f"{self.path} is being written by another process (pid {holder}); "
+                                "wait for it to finish") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the previous holder removed the file we locked: try again on the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode("ascii"))
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)
+            os.close(self._fd)
+            self._fd = None

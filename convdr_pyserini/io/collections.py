@@ -1,0 +1,128 @@
+"""Pyserini JsonCollections: the one strict reader, used by the Lucene and dense index builders and the docstores.
+
+A JsonCollection is a folder of `*.jsonl` / `*.json` files (optionally `.gz`), one `{"id", "contents"}` object
+per line (`docid`/`_id` and `text` are accepted too), or one such file. A docid must be a non-empty word
+without whitespace (Lucene runs would otherwise break TREC run lines).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+from ..errors import UserError
+from .passages import TEXT_FIELDS, Passage, collection_fields
+from .text import decode_line, visible
+
+SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+
+
+class JsonDoc(NamedTuple):
+    """One document line: where it is, its id, its contents, and the line itself (for Anserini)."""
+
+    path: Path
+    number: int
+    docid: str
+    contents: str
+    line: str
+
+
+def collection_files(path: str | os.PathLike) -> list[Path]:
+    """The data files of a JsonCollection folder, sorted (or the one file given)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UserError(f"collection {path} does not exist")
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
+    if not found:
+        raise UserError(f"{path} holds no *.jsonl or *.json files (expected a Pyserini JsonCollection folder)")
+    return found
+
+
+def _raw_lines(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            yield from handle
+    except (OSError, EOFError) as error:
+        raise UserError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+
+
+def read_documents(files: list[Path]) -> Iterator[JsonDoc]:
+    """Every document of the files, checked; a bad line is a UserError naming the file and line."""
+    for path in files:
+        for number, raw in enumerate(_raw_lines(path), 1):
+            line = decode_line(raw, path, number).rstrip("\r\n")
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{path}:{number}: expected a JSON object with the fields id and contents")
+            docid = record.get("id", record.get("docid", record.get("_id")))
+            contents = record.get("contents", record.get("text"))
+            if isinstance(docid, int) and not isinstance(docid, bool):
+                docid = str(docid)
+            if not isinstance(docid, str) or not isinstance(contents, str):
+                raise UserError(f"{path}:{number}: expected the fields id and contents (strings)")
+            if not docid or any(ch.isspace() for ch in docid):
+                raise UserError(f"{path}:{number}: docid {visible(docid)} is empty or contains whitespace")
+            yield JsonDoc(path, number, docid, contents, line)
+
+
+def count_documents(files: list[Path]) -> int:
+    """Number of lines of the files (documents, when there are no blank lines)."""
+    return sum(block.count(b"\n") for path in files for block in _raw_lines(path))
+
+
+@dataclass
+class CollectionSource:
+    """What a builder reads: the passages in order, their count if known, and where they come from."""
+
+    name: str
+    passages: Callable[[], Iterator[Passage]]
+    total: int | None
+    files: list[Path]
+    fields: tuple[str, ...] = TEXT_FIELDS
+    folder: Path | None = None
+
+    def fingerprint(self) -> list[list]:
+        """(path, size, mtime) of each file: a partial build resumes only over the same bytes."""
+        return [[str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns] for path in self.files]
+
+
+def open_collection(spec: str | os.PathLike) -> CollectionSource:
+    """A JsonCollection folder or file, or an ir_datasets id (its JsonCollection when it has one)."""
+    path = Path(spec)
+    if path.exists():
+        files = collection_files(path)
+        fields = collection_fields(path)
+        return CollectionSource(str(path.resolve()), lambda: _passages(files, fields), count_documents(files),
+                                files, fields, path if path.is_dir() else None)
+    from .. import datasets
+
+    spec = str(spec)
+    dataset = datasets.load(spec)
+    if not dataset.has_docs():
+        raise UserError(f"dataset {spec} has no documents to index")
+    folder = datasets.json_collection_folder(spec)
+    if folder is not None:
+        files = collection_files(folder)
+        fields = collection_fields(folder)
+        return CollectionSource(spec, lambda: _passages(files, fields), count_documents(files), files, fields, folder)
+    try:
+        count = dataset.docs_count()
+    except NotImplementedError:  # ir_datasets docs without count metadata
+        count = None
+    return CollectionSource(spec, lambda: (Passage.from_doc(doc) for doc in dataset.docs_iter()), count, [])
+
+
+def _passages(files: list[Path], fields: tuple[str, ...]) -> Iterator[Passage]:
+    for doc in read_documents(files):
+        yield Passage.from_contents(doc.docid, doc.contents, fields)

@@ -1,0 +1,246 @@
+"""Topics and rewrites: from an ir_datasets id, a Pyserini topics TSV, a CAsT JSON topics file, a rewrites TSV.
+
+- `load_topics(source)`: `convdr/cast20` (any registered id), `topics.tsv` (`qid<TAB>text`, as Pyserini's
+  `--topics` takes), or a CAsT JSON file (the 2019 `evaluation_topics_v1.0.json` shape, the 2020 manual and
+  automatic shapes). Query ids of the CAsT form `<topic>_<turn>` give turn numbers and, in a TSV, each turn's
+  history: the earlier texts of its topic, in file order.
+- `load_rewrites(path)`: query id -> rewritten text, from `qid<TAB>text` lines or the header-ed TSV of
+  published rewrite collections (`conversation_id  turn_id  id  query  ...`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, NamedTuple, Optional
+
+from ..errors import UserError
+from .atomic import PathLike
+from .text import read_lines, visible
+
+CAST_QUERY_ID = re.compile(r"^(\d+)_(\d+)$")
+TOPIC_FILE_SUFFIXES = (".tsv", ".txt", ".json", ".jsonl", ".queries")
+REWRITE_HEADER = ("id", "query")
+
+
+class TopicQuery(NamedTuple):
+    """A query read from a topics TSV: its text is the raw utterance; CAsT-style ids give topic and turn."""
+
+    query_id: str
+    topic_number: Optional[int]
+    turn_number: Optional[int]
+    raw_utterance: str
+    history: tuple[str, ...]
+
+    def default_text(self) -> str:
+        return self.raw_utterance
+
+
+def read_tsv_pairs(path: PathLike, what: str = "query") -> dict[str, str]:
+    """`id<TAB>text` lines (LF or CRLF, UTF-8, blank lines skipped), texts stripped; a duplicate id is an error."""
+    pairs: dict[str, str] = {}
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise UserError(f"{path}:{number}: expected 2 tab-separated columns ({what} id, text), got {len(parts)}")
+        key, text = parts[0].strip(), parts[1].strip()
+        if not key or any(ch.isspace() for ch in key):
+            raise UserError(f"{path}:{number}: {what} id {visible(parts[0])} is empty or contains whitespace")
+        if key in pairs:
+            raise UserError(f"{path}:{number}: duplicate {what} id {key}")
+        pairs[key] = text
+    if not pairs:
+        raise UserError(f"{path}: no {what} lines (expected id<TAB>text)")
+    return pairs
+
+
+def tsv_topic_queries(path: PathLike) -> list[TopicQuery]:
+    """The queries of a Pyserini topics TSV (`qid<TAB>text`)."""
+    queries, history = [], {}
+    for query_id, text in read_tsv_pairs(path).items():
+        match = CAST_QUERY_ID.match(query_id)
+        topic, turn = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        earlier = history.setdefault(topic, []) if topic is not None else []
+        queries.append(TopicQuery(query_id, topic, turn, text, tuple(earlier)))
+        if topic is not None:
+            earlier.append(text)
+    return queries
+
+
+@dataclass
+class Topics:
+    """The queries of a topic set, in order, and where they came from (a dataset id or a file)."""
+
+    queries: list
+    source: str
+    path: Path | None = None
+    dataset_id: str | None = None
+    _by_id: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = {query.query_id: query for query in self.queries}
+
+    def __iter__(self) -> Iterator:
+        return iter(self.queries)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __getitem__(self, query_id: str):
+        return self._by_id[query_id]
+
+    def __contains__(self, query_id: object) -> bool:
+        return query_id in self._by_id
+
+    def ids(self) -> list[str]:
+        return [query.query_id for query in self.queries]
+
+    def turn_of(self, query_id: str) -> int | None:
+        query = self._by_id.get(query_id)
+        return None if query is None else getattr(query, "turn_number", None)
+
+    def dataset(self):
+        """The ir_datasets dataset behind these topics, or None for a file."""
+        if self.dataset_id is None:
+            return None
+        from .. import datasets
+
+        return datasets.load(self.dataset_id)
+
+    def qrels(self):
+        """The dataset's `Qrels`, or None (a topics file, or a dataset without qrels)."""
+        dataset = self.dataset()
+        if dataset is None or not dataset.has_qrels():
+            return None
+        from .qrels import Qrels
+
+        return Qrels.from_dataset(self.dataset_id)
+
+    def response_lookup(self) -> Callable[[str], str]:
+        """doc_id -> text of canonical responses: the topics' own in-memory docstore, else the mini collection,
+        which holds every CAsT-20 canonical passage (the full CAsT collection is too large to hold)."""
+        from .. import datasets
+
+        dataset = self.dataset()
+        store = None
+        if dataset is not None and dataset.has_docs():
+            try:
+                store = dataset.docs_store()
+            except UserError:
+                store = None
+        if store is None:
+            store = datasets.load("convdr/cast20/mini").docs_store()
+        return lambda doc_id: store.get(doc_id).text
+
+    def describe(self) -> dict:
+        """What the sidecar records about the topics."""
+        record = {"source": self.source, "queries": len(self.queries)}
+        if self.path is not None:
+            from ..files import sha256_of
+
+            record["sha256"] = sha256_of(self.path)
+        return record
+
+
+def looks_like_file(source: str) -> bool:
+    """True for a name that can only be a file (a known suffix), not a dataset id."""
+    return source.endswith(TOPIC_FILE_SUFFIXES)
+
+
+def load_topics(source: "str | os.PathLike | Topics") -> Topics:
+    """Topics from an ir_datasets id, a topics TSV or a CAsT JSON topics file (an existing path wins)."""
+    if isinstance(source, Topics):
+        return source
+    path = Path(source)
+    if path.exists():
+        if path.is_dir():
+            raise UserError(f"topics {path} is a directory; give a topics file or a dataset id")
+        from ..datasets.cast import cast_json_queries
+
+        is_json = path.suffix == ".json" or _first_character(path) in "[{"
+        queries = cast_json_queries(path) if is_json else tsv_topic_queries(path)
+        return Topics(queries, str(path), path=path)
+    source = str(source)
+    if looks_like_file(source):
+        raise UserError(f"topics file {source} does not exist")
+    from .. import datasets
+
+    dataset = datasets.load(source)
+    if not dataset.has_queries():
+        raise UserError(f"{source} has no queries")
+    queries = list(dataset.queries_iter())
+    if not queries:
+        raise UserError(f"{source} has no queries")
+    return Topics(queries, source, dataset_id=source)
+
+
+def _first_character(path: Path) -> str:
+    for _, line in read_lines(path):
+        if line.strip():
+            return line.lstrip()[0]
+    return ""
+
+
+@dataclass(frozen=True)
+class Rewrites(Mapping[str, str]):
+    """Rewritten query texts by query id, with the file they came from and its sha256."""
+
+    texts: dict[str, str]
+    path: Path
+    sha256: str
+
+    def __getitem__(self, query_id: str) -> str:
+        return self.texts[query_id]
+
+    def __iter__(self):
+        return iter(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def describe(self) -> dict:
+        return {"file": str(self.path), "name": self.path.name, "sha256": self.sha256, "rewrites": len(self.texts)}
+
+
+def load_rewrites(path: PathLike) -> Rewrites:
+    """Rewrites from `qid<TAB>text` lines or a header-ed TSV with `id` and `query` columns."""
+    from ..files import sha256_of
+
+    path = Path(path)
+    lines = [(number, line) for number, line in read_lines(path) if line.strip()]
+    if not lines:
+        raise UserError(f"{path}: no rewrites (expected qid<TAB>text lines or a TSV with id and query columns)")
+    header = lines[0][1].split("\t")
+    names = [name.strip() for name in header]
+    if all(name in names for name in REWRITE_HEADER):
+        texts = _headered_rewrites(path, names, lines[1:])
+    else:
+        texts = read_tsv_pairs(path, what="query")
+    return Rewrites(texts, path, sha256_of(path))
+
+
+def _headered_rewrites(path: Path, names: list[str], lines: list[tuple[int, str]]) -> dict[str, str]:
+    id_column, text_column = names.index("id"), names.index("query")
+    texts: dict[str, str] = {}
+    for number, line in lines:
+        values = line.split("\t")
+        while len(values) > len(names) and not values[-1].strip():
+            values.pop()  # trailing empty columns (a tab before the line end)
+        if len(values) != len(names):
+            raise UserError(f"{path}:{number}: {len(values)} tab-separated columns, the header has {len(names)}")
+        query_id, text = values[id_column].strip(), values[text_column].strip()
+        if not query_id or any(ch.isspace() for ch in query_id):
+            raise UserError(f"{path}:{number}: query id {visible(values[id_column])} is empty or contains whitespace")
+        if query_id in texts:
+            raise UserError(f"{path}:{number}: duplicate query id {query_id}")
+        texts[query_id] = text
+    if not texts:
+        raise UserError(f"{path}: a header but no rewrites")
+    return texts

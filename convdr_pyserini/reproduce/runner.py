@@ -1,0 +1,306 @@
+"""Running a matrix: fetch or produce each condition's runs (training once per seed where it trains), evaluate
+them, and compare with the expected scores.
+
+Everything it makes lives under its own folders (`runs_dir`, `models_dir`), keyed by matrix and condition, so a
+rerun reuses what is finished: a run whose sidecar records the same search, a model whose card records the same
+training; anything else is made again. A condition whose required files are absent is skipped, naming them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InvalidInput, UserError
+from .matrix import Condition, Expected, Matrix, substitute
+
+logger = logging.getLogger(__name__)
+OK, OKISH, ABOVE, FAIL, SKIPPED, MEASURED = "OK", "OKish", "ABOVE", "FAIL", "skipped", "measured"
+UNREFERENCED = "measured (no published value entered)"
+TOLERANCE = 0.0005
+FAILING = (FAIL, ABOVE)
+
+
+def status_of(measured: float, expected: float | None, digits: int, allow_above: bool = False) -> str:
+    """OK when `measured` rounds to `expected` at `digits`; OKish within 0.0005; ABOVE when higher by more
+    (a failure unless the condition allows it: a large upward gap means leakage or the wrong qrels); else FAIL."""
+    if expected is None:
+        return UNREFERENCED
+    if abs(measured - expected) <= 0.5 * 10 ** -digits + 1e-12:
+        return OK
+    if abs(measured - expected) <= TOLERANCE:
+        return OKISH
+    if measured > expected:
+        return OKISH if allow_above else ABOVE
+    return FAIL
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One metric of one condition: measured value (None when skipped or failed to run) and status."""
+
+    condition: str
+    expected: Expected
+    measured: float | None
+    status: str
+    reason: str = ""
+
+    def expected_text(self) -> str:
+        return "n/a" if self.expected.score is None else f"{self.expected.score:.{self.expected.digits}f}"
+
+    def status_text(self) -> str:
+        return f"{self.status} ({self.reason})" if self.reason else self.status
+
+
+@dataclass
+class ConditionRuns:
+    """What a condition produced: its run files (one per seed), training time, or why it has none."""
+
+    condition: Condition
+    runs: list[Path] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    skipped: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class MatrixResult:
+    """A matrix run: each condition's runs, the evaluation of those that ran, and the metric outcomes."""
+
+    matrix: Matrix
+    conditions: list[ConditionRuns]
+    outcomes: list[Outcome]
+    evaluation: object | None = None  # an EvaluationResult over every condition that ran
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status in FAILING for o in self.outcomes) or any(c.error for c in self.conditions)
+
+
+def missing_files(condition: Condition) -> list[str]:
+    """The required paths that do not exist and the required data files that cannot be resolved."""
+    from .. import files
+
+    missing = [path for path in condition.requires if not Path(path).exists()]
+    for name in condition.requires_data:
+        try:
+            files.resolve(name)
+        except UserError:
+            missing.append(name)
+    return missing
+
+
+def fetch_run(condition: Condition) -> Path:
+    """The local path of a published run, checked against the sha256 in the matrix."""
+    from .. import files
+
+    run = condition.run
+    if "name" in run:
+        path = files.resolve(run["name"])
+    elif "path" in run:
+        path = Path(run["path"])
+        if not path.is_file():
+            raise UserError(f"condition {condition.name}: run file {path} does not exist")
+    else:
+        url = run["url"]
+        target = files.home() / "runs" / f"{run['sha256'][:16]}-{url.rsplit('/', 1)[-1]}"
+        entry = files.DataFile(name=target.name, url=url, sha256=run["sha256"])
+        path = target if target.is_file() else files.download(entry, target)  # checksummed download
+    actual = files.sha256_of(path)
+    if actual != run["sha256"]:
+        raise UserError(f"condition {condition.name}: {path} has sha256 {actual}, the matrix expects {run['sha256']}")
+    return path
+
+
+class Runner:
+    """Produces the runs of a matrix's conditions under `runs_dir` and `models_dir`."""
+
+    def __init__(self, matrix: Matrix, runs_dir: str | os.PathLike = "runs/reproduce",
+                 models_dir: str | os.PathLike = "encoders/reproduce"):
+        self.matrix = matrix
+        self.runs_dir = Path(runs_dir) / matrix.dataset
+        self.models_dir = Path(models_dir) / matrix.dataset
+        self.outputs: dict[str, str] = {}  # prepare step name -> its output
+
+    def search(self, settings: dict, output: Path, where: str) -> Path:
+        """Run a search (or reuse the run at `output` when its sidecar records the same search)."""
+        from ..io.runs import sidecar_path
+        from ..search import SearchSpec
+
+        spec = SearchSpec.from_mapping(substitute(settings, self.outputs, where), where)
+        recorded = _read_json(sidecar_path(output)).get("search") if output.is_file() else None
+        if recorded is not None and recorded == json.loads(json.dumps(_spec_dict(spec), default=str)):
+            logger.info("[%s] reusing %s", where, output)
+            return output
+        logger.info("[%s] searching: %s", where, _describe(spec))
+        spec.execute(output, overwrite=True)
+        return output
+
+    def prepare(self, names: set[str]) -> None:
+        """Run the preparation steps named in `names` (and those they use) that have not run yet."""
+        from ..train.data import mine_ranking_data
+
+        for step in self.matrix.prepare:
+            if step.name not in names or step.name in self.outputs:
+                continue
+            where = f"{self.matrix.path}: prepare {step.name}"
+            if step.search is not None:
+                output = self.runs_dir / "prepare" / f"{step.name}.trec"
+                self.outputs[step.name] = str(self.search(step.search, output, where))
+            else:
+                output = self.runs_dir / "prepare" / f"{step.name}.jsonl"
+                settings = substitute(step.negatives, self.outputs, where)
+                if not output.is_file():
+                    logger.info("[%s] mining ranking data", where)
+                    mine_ranking_data(output=output, **settings)
+                self.outputs[step.name] = str(output)
+
+    def produce(self, condition: Condition) -> ConditionRuns:
+        """The condition's runs: fetched, searched, or trained then searched once per seed."""
+        result = ConditionRuns(condition)
+        missing = missing_files(condition)
+        if missing:
+            result.skipped = "missing: " + ", ".join(missing)
+            return result
+        try:
+            self.prepare(_references(condition))
+            if condition.run is not None:
+                result.runs = [fetch_run(condition)]
+            elif not condition.trains:
+                result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
+            else:
+                for seed in self.matrix.seeds:
+                    model, seconds = self.train(condition, seed)
+                    settings = {**condition.search, **({"cv": model} if "cv" in condition.train[-1] else
+                                                       {"encoder": model, "retriever": "dense"})}
+                    run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
+                    result.runs.append(self.search(settings, run, f"{condition.name} seed {seed}"))
+                    result.train_seconds.append(seconds)
+        except InvalidInput as error:
+            result.error = f"{len(error.problems)} problem(s) in the inputs, the first: {error.problems[0]}"
+        except UserError as error:
+            result.error = str(error)
+        return result
+
+    def train(self, condition: Condition, seed: int) -> tuple[str, float]:
+        """Train the condition's stages for one seed (reusing finished ones); (last model, training seconds)."""
+        from ..train import TrainConfig, train
+
+        outputs = dict(self.outputs)
+        seconds = 0.0
+        model = None
+        for number, stage in enumerate(condition.train):
+            settings = dict(stage)
+            name = str(settings.pop("name", f"stage-{number}"))
+            where = f"{self.matrix.path}: condition {condition.name}, stage {name}"
+            settings = substitute(settings, outputs, where)
+            output = self.models_dir / condition.name / f"seed-{seed}" / name
+            record = json.dumps({**settings, "seed": seed}, sort_keys=True)
+            if _trained_with(output) != record:
+                logger.info("[%s seed %d] training stage %s", condition.name, seed, name)
+                try:
+                    config = TrainConfig(**settings, output=str(output), seed=seed, overwrite=True, command=record)
+                except TypeError as error:
+                    raise UserError(f"{where}: {error}") from None
+                train(config)
+            else:
+                logger.info("[%s seed %d] reusing %s", condition.name, seed, output)
+            seconds += _training_seconds(output)
+            outputs[name] = model = str(output)
+        return model, seconds
+
+
+def _spec_dict(spec) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(spec)
+
+
+def _describe(spec) -> str:
+    return ", ".join(f"{key}={value}" for key, value in _spec_dict(spec).items()
+                     if value not in (None, [], False) and key in ("retriever", "topics", "query", "index", "encoder",
+                                                                     "cv", "rewrites", "hits"))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _model_cards(folder: Path) -> list[Path]:
+    return sorted(folder.glob("encoder.yaml")) + sorted(folder.glob("fold-*/encoder.yaml"))
+
+
+def _trained_with(folder: Path) -> str | None:
+    """The training record (`command`) of a finished model folder, or None."""
+    import yaml
+
+    cards = _model_cards(folder)
+    if not cards:
+        return None
+    try:
+        training = (yaml.safe_load(cards[0].read_text(encoding="utf-8")) or {}).get("training") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    return training.get("command")
+
+
+def _training_seconds(folder: Path) -> float:
+    """Seconds spent training the models of a folder, as their cards record."""
+    import yaml
+
+    total = 0.0
+    for card in _model_cards(folder):
+        training = (yaml.safe_load(card.read_text(encoding="utf-8")) or {}).get("training") or {}
+        total += float((training.get("metrics") or {}).get("seconds", 0.0))
+    return total
+
+
+def _references(condition: Condition) -> set[str]:
+    from .matrix import REFERENCE
+
+    text = json.dumps([condition.search, condition.train])
+    return set(REFERENCE.findall(text))
+
+
+def reproduce(matrix: Matrix, only: str | None = None, runs_dir: str | os.PathLike = "runs/reproduce",
+              models_dir: str | os.PathLike = "encoders/reproduce") -> MatrixResult:
+    """Produce and evaluate each condition (or only the one named `only`) against its expected scores."""
+    from ..evaluate import evaluate
+
+    conditions = [matrix.condition(only)] if only else matrix.conditions
+    runner = Runner(matrix, runs_dir, models_dir)
+    produced = [runner.produce(condition) for condition in conditions]
+    ready = {entry.condition.name: entry.runs for entry in produced if entry.runs and not entry.error}
+    from ..evaluate.presets import split_measure_string
+
+    declared = split_measure_string(matrix.measures or "")
+    measures = " ".join(dict.fromkeys(declared + [e.measure for c in conditions for e in c.expected]))
+    evaluation = None
+    if ready:
+        try:
+            evaluation = evaluate(matrix.qrels, {name: runs if len(runs) > 1 else runs[0] for name, runs in ready.items()},
+                                  measures)
+        except InvalidInput as error:
+            for entry in produced:
+                if entry.condition.name in ready:
+                    entry.error = f"{len(error.problems)} problem(s) in the inputs, the first: {error.problems[0]}"
+            ready = {}
+    outcomes = []
+    for entry in produced:
+        condition = entry.condition
+        for expected in condition.expected:
+            if entry.skipped:
+                outcomes.append(Outcome(condition.name, expected, None, SKIPPED, entry.skipped))
+            elif entry.error or condition.name not in ready:
+                outcomes.append(Outcome(condition.name, expected, None, FAIL, entry.error or "no run"))
+            else:
+                measured = evaluation.scores_of(condition.name).aggregate[expected.measure]
+                status = status_of(measured, expected.score, expected.digits, condition.allow_above)
+                outcomes.append(Outcome(condition.name, expected, measured, status))
+    return MatrixResult(matrix, produced, outcomes, evaluation)
