@@ -108,12 +108,12 @@ def compress_index(input: str | os.PathLike, output: str | os.PathLike, index_ty
                    ef_construction: int | None = None, train_sample: int | None = None, seed: int = 0,
                    overwrite: bool = False, command: str | None = None) -> dict:
     """Convert the flat index `input` into an `index_type` index at `output` (docids copied); returns its meta."""
+    output = prepare_output(output, [input], overwrite, directory=True)
     source = faiss_io.open_index_dir(input)
     if not source.flat:
         raise UserError(f"{input} is not a flat index (its meta.json says {source.meta.get('index_type')}); "
                         "compress the flat index it was built from")
     check_factory(index_type, source.dim)
-    output = prepare_output(output, [input], overwrite, directory=True)
     with OutputLock(output), atomic_directory(output, inputs=[input], overwrite=overwrite) as folder:
         info = build_compressed(source, folder / faiss_io.INDEX, index_type, train_sample, seed, ef_construction)
         shutil.copyfile(source.path / faiss_io.DOCID, folder / faiss_io.DOCID)

@@ -108,8 +108,12 @@ def build_dense_index(config: DenseIndexConfig) -> dict:
     card = resolve_card(config.encoder)
     inputs = [*source.files, source.folder, _local_weights(card)]
     prepare_output(target, inputs, config.overwrite, directory=True)
+    from ..encode import load_encoder
+
+    device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")) if shard else 0)
+    encoder = load_encoder(card, device=device, fp16=config.fp16)
     with OutputLock(target):
-        return _build(config, source, card, shard, target)
+        return _build(config, source, encoder, shard, target)
 
 
 def _local_weights(card) -> Path | None:
@@ -122,11 +126,8 @@ def _local_weights(card) -> Path | None:
     return path
 
 
-def _build(config: DenseIndexConfig, source: CollectionSource, card, shard, target: Path) -> dict:
-    from ..encode import load_encoder
-
-    device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")) if shard else 0)
-    encoder = load_encoder(card, device=device, fp16=config.fp16)
+def _build(config: DenseIndexConfig, source: CollectionSource, encoder, shard, target: Path) -> dict:
+    device = str(encoder.device)
     max_length = config.max_length or encoder.card.max_passage_length
     if config.index_type != FLAT:
         from .compress import check_factory

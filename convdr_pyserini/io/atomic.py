@@ -138,12 +138,17 @@ def _write_failure(error: OSError, path: Path) -> UserError | None:
 @contextlib.contextmanager
 def atomic_output(path: PathLike, mode: str = "w", *, inputs: Iterable[PathLike | None] = (),
                   overwrite: bool = False, encoding: str | None = "utf-8") -> Iterator:
-    """Write a file under a temporary name beside `path`; rename it into place only on success."""
+    """Write a file under a temporary name beside `path`; rename it into place only on success.
+
+    The output is locked (`OutputLock`) while it is written."""
     path = prepare_output(path, inputs, overwrite)
     _make_parent(path)
-    remove_stale_temporaries(path)
-    if "b" in mode:
-        encoding = None
+    with OutputLock(path):
+        remove_stale_temporaries(path)
+        yield from _write_atomically(path, mode, overwrite, None if "b" in mode else encoding)
+
+
+def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | None):
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as error:
@@ -177,10 +182,17 @@ def write_text(path: PathLike, text: str, *, inputs: Iterable[PathLike | None] =
 
 @contextlib.contextmanager
 def atomic_directory(path: PathLike, *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False) -> Iterator[Path]:
-    """Build a folder under a temporary name beside `path`; put it in place (replacing an old one) on success."""
+    """Build a folder under a temporary name beside `path`; put it in place (replacing an old one) on success.
+
+    The output is locked (`OutputLock`) while it is built."""
     path = prepare_output(path, inputs, overwrite, directory=True)
     _make_parent(path)
-    remove_stale_temporaries(path)
+    with OutputLock(path):
+        remove_stale_temporaries(path)
+        yield from _build_atomically(path, overwrite)
+
+
+def _build_atomically(path: Path, overwrite: bool):
     try:
         tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     except OSError as error:
@@ -214,8 +226,11 @@ def publish_directory(finished: Path, path: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+_HELD: dict[str, list] = {}  # lock file -> [fd, depth]: locks this process holds (an OutputLock is reentrant)
+
+
 class OutputLock:
-    """An exclusive lock on an output for one process (`.<name>.lock` beside it, via `flock`).
+    """An exclusive lock on an output for one process (`.<name>.lock` beside it, via `flock`); reentrant.
 
     A second process asking for the same output gets a UserError naming the pid that holds it. The lock
     file is removed on release; the lock itself dies with its process.
@@ -224,9 +239,13 @@ class OutputLock:
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.lock_path = self.path.parent / f".{self.path.name}.lock"
-        self._fd: int | None = None
+        self._key = os.path.abspath(self.lock_path)
 
     def __enter__(self) -> "OutputLock":
+        held = _HELD.get(self._key)
+        if held is not None:
+            held[1] += 1
+            return self
         _make_parent(self.path)
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -246,12 +265,14 @@ class OutputLock:
             os.close(fd)  # the previous holder removed the file we locked: try again on the new one
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode("ascii"))
-        self._fd = fd
+        _HELD[self._key] = [fd, 1]
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
+        held = _HELD[self._key]
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[self._key]
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.lock_path)
-            os.close(self._fd)
-            self._fd = None
+            os.close(held[0])

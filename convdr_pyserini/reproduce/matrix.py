@@ -27,6 +27,7 @@ A search, training or preparation setting is exactly what `SearchSpec`, `TrainCo
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -222,8 +223,9 @@ def _expected(where: str, blocks) -> list[Expected]:
         if not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 10:
             raise UserError(f"{where}: 'digits' is {digits!r}, expected an integer from 0 to 10")
         for measure, score in scores.items():
-            if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-                raise UserError(f"{where}: expected {measure} score {score!r} is not a number (or null)")
+            if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                                      or not math.isfinite(score)):
+                raise UserError(f"{where}: expected {measure} score {score!r} is not a finite number (or null)")
             expected.append(Expected(canonical_measure(measure, where), None if score is None else float(score),
                                      digits, block["source"]))
     return expected
