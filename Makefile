@@ -1,4 +1,6 @@
 # Two commands: `make demo` and `make test`. Both create .venv if missing and install the package.
+# `make test-slow` runs the slow tests, `make bench` the benchmarks, `make experiments` the matrices on
+# convdr/cast20/mini (after `make demo`, which builds their indexes; hours on 2 CPU cores).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +14,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench experiments clean
 
 install: $(STAMP)
 
@@ -33,7 +35,11 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	for script in bench/*.py; do [ $$script = bench/gpu_encode.py ] || $(PY) $$script || exit 1; done
+
+MATRICES := cast20-mini-baselines cast20-mini-rewrites cast20-mini-training
+experiments: $(STAMP)
+	for matrix in $(MATRICES); do $(PY) -m convdr_pyserini.reproduce evaluation/$$matrix.yaml --overwrite || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

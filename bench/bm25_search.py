@@ -1,15 +1,20 @@
-"""BM25 batch-search throughput: our bulk path against Pyserini's `LuceneSearcher.batch_search` and
-Anserini's own `SearchCollection`, on the same index, queries, hit count and JVM, in one run.
+"""BM25 batch-search throughput: ours against Pyserini's `LuceneSearcher.batch_search` and Anserini's own
+`SearchCollection`, on the same index, queries, hit count, threads and JVM, in one run.
 
-    python bench/bm25_search.py [--index DIR] [--queries 1000] [--hits 1000] [--threads N]
+    python bench/bm25_search.py [--docs N] [--index DIR] [--queries 1000] [--hits 1000] [--threads N]
 
-Without --index it builds the convdr/cast20/mini index (1,426 passages) in a temporary folder. Queries
-are CANARD dev rewrites (real conversational questions). Prints queries/second and the ratios.
+Without --index it builds an index in a temporary folder: the 1,426 real passages of convdr/cast20/mini, and
+with `--docs N` as many more as needed to reach N passages, each a real passage repeated under a new id with
+its words shuffled (seeded), so that term statistics and posting lengths grow like a real collection's while
+the vocabulary stays real. Queries are CANARD dev rewrites (real conversational questions). Prints queries/s
+and the ratios; the last line is one JSON object.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -19,9 +24,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convdr_pyserini import _java  # noqa: E402
 from convdr_pyserini.datasets import load  # noqa: E402
-from convdr_pyserini.index.__main__ import main as index_main  # noqa: E402
+from convdr_pyserini.index import build_lucene_index  # noqa: E402
 from convdr_pyserini.index.lucene import quiet_anserini_logs  # noqa: E402
 from convdr_pyserini.search.bm25 import DEFAULT_B, DEFAULT_K1, BM25Searcher  # noqa: E402
+
+MINI = "convdr/cast20/mini"
+
+
+def write_collection(folder: Path, docs: int, seed: int = 0) -> Path:
+    """A JsonCollection of `docs` passages: the mini collection, then shuffled-word copies under new ids."""
+    passages = [(doc.doc_id, doc.text) for doc in load(MINI).docs_iter()]
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    with open(folder / "docs.jsonl", "w", encoding="utf-8") as out:
+        for number in range(max(docs, len(passages))):
+            docid, text = passages[number % len(passages)]
+            if number >= len(passages):
+                words = text.split()
+                rng.shuffle(words)
+                docid, text = f"{docid}-copy{number // len(passages)}", " ".join(words)
+            out.write(json.dumps({"id": docid, "contents": text}, ensure_ascii=False) + "\n")
+    return folder
 
 
 def pyserini_batch(index: Path, texts: dict, hits: int, threads: int) -> dict:
@@ -63,39 +86,49 @@ def timed(function, *args) -> tuple[float, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", help="Lucene index (default: build convdr/cast20/mini in a temporary folder)")
+    parser.add_argument("--index", help="Lucene index (default: build one in a temporary folder)")
+    parser.add_argument("--docs", type=int, default=1426, help="passages in the built index (default 1,426: the "
+                                                                "mini collection alone)")
     parser.add_argument("--queries", type=int, default=1000, help="number of CANARD dev queries (default 1000)")
     parser.add_argument("--hits", type=int, default=1000, help="hits per query (default 1000)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="threads for Pyserini and SearchCollection (default: CPUs); ours is one thread")
+                        help="search threads, the same for all three (default: CPUs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        index = Path(args.index) if args.index else Path(folder) / "cast20-mini"
+        index = Path(args.index) if args.index else Path(folder) / "index"
         if not args.index:
-            assert index_main(["lucene", "--collection", "convdr/cast20/mini", "--output", str(index)]) == 0
+            started = time.perf_counter()
+            collection = write_collection(Path(folder) / "collection", args.docs)
+            build_lucene_index(collection, index, threads=args.threads)
+            print(f"built a {args.docs:,}-passage index in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         quiet_anserini_logs()
         records = list(load("convdr/canard/dev").queries_iter())[:args.queries]
         texts = {record.query_id: record.manual_rewritten_utterance for record in records}
         warm = dict(list(texts.items())[:50])
-        paths = {"ours (bulk Java-side)": ours, "pyserini batch_search": pyserini_batch,
-                 "anserini SearchCollection": search_collection}
+        paths = {"ours": ours, "pyserini batch_search": pyserini_batch, "anserini SearchCollection": search_collection}
         for function in paths.values():  # JIT warm-up
             function(index, warm, args.hits, args.threads)
         seconds, results = {}, {}
         for name, function in paths.items():
             seconds[name], results[name] = timed(function, index, texts, args.hits, args.threads)
         reference = results["pyserini batch_search"]
-        same = all([d for d, _ in results["ours (bulk Java-side)"][q]] == [d for d, _ in reference[q]] for q in texts)
-        n_hits = sum(len(hits) for hits in reference.values())
-        print(f"{len(texts)} queries, {args.hits} hits max ({n_hits:,} returned), index {index}, "
-              f"threads {args.threads}, {os.cpu_count()} CPUs")
+        same = all([d for d, _ in results["ours"][q]] == [d for d, _ in reference[q]] for q in texts)
+        returned = sum(len(hits) for hits in reference.values())
+        print(f"{len(texts)} queries x {args.hits} hits ({returned:,} returned), {args.docs:,} passages, "
+              f"{args.threads} threads each, {os.cpu_count()} CPUs")
         for name, value in seconds.items():
-            print(f"  {name:28s} {value:7.2f} s  {len(texts) / value:8.1f} queries/s")
-        ours_s = seconds["ours (bulk Java-side)"]
-        print(f"ratio vs pyserini batch_search:     {seconds['pyserini batch_search'] / ours_s:.2f}x")
-        print(f"ratio vs anserini SearchCollection: {seconds['anserini SearchCollection'] / ours_s:.2f}x")
+            print(f"  {name:26s} {value:7.2f} s  {len(texts) / value:8.1f} queries/s")
+        ratio_pyserini = seconds["pyserini batch_search"] / seconds["ours"]
+        ratio_anserini = seconds["anserini SearchCollection"] / seconds["ours"]
+        print(f"ratio vs pyserini batch_search:     {ratio_pyserini:.2f}x")
+        print(f"ratio vs anserini SearchCollection: {ratio_anserini:.2f}x")
         print(f"same hits as pyserini: {same}")
-    return 0
+        print(json.dumps({"bench": "bm25_search", "docs": args.docs, "queries": len(texts), "hits": args.hits,
+                          "threads": args.threads, "cpus": os.cpu_count(),
+                          "queries_per_second": {name: round(len(texts) / value, 1) for name, value in seconds.items()},
+                          "ratio_vs_pyserini": round(ratio_pyserini, 3),
+                          "ratio_vs_searchcollection": round(ratio_anserini, 3), "same_hits": same}))
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

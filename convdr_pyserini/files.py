@@ -61,6 +61,16 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def local_path(value: str | os.PathLike) -> Path | None:
+    """`value` as an existing path, or the local copy of the declared data file it names; None if neither."""
+    path = Path(value)
+    if path.exists():
+        return path
+    if str(value) in manifest():
+        return resolve(str(value))
+    return None
+
+
 def declared(name: str) -> DataFile:
     try:
         return manifest()[name]

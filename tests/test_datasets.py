@@ -177,10 +177,15 @@ def test_unknown_dataset_id_lists_close_matches():
 
 
 def test_query_type_missing_from_dataset():
+    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.search.queries import field_text, sparse_texts
+
     record = queries("convdr/cast19")[0]
-    assert datasets.query_text(record, "manual") == record.manual_rewritten_utterance
+    assert field_text(record, "manual") == record.manual_rewritten_utterance
     with pytest.raises(UserError, match="no automatic query"):
-        datasets.query_text(record, "automatic")
+        field_text(record, "automatic")
+    with pytest.raises(UserError, match="convdr/cast19 has no automatic queries"):
+        sparse_texts(load_topics("convdr/cast19"), "automatic")
 
 
 # --- bad input: one clear line naming the file and line ---------------------------------------

@@ -59,7 +59,7 @@ def test_json_collection_folder_and_overwrite(tmp_path):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("{not json\n", "part.jsonl:2: not valid JSON"),
+    ("{not json\n", "part.jsonl:2: malformed JSON"),
     ('{"id": "d2"}\n', "part.jsonl:2: expected the fields id and contents (strings)"),
 ])
 def test_bad_collection_line_is_named(tmp_path, capsys, line, message):

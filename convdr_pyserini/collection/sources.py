@@ -7,14 +7,13 @@ MS MARCO passages stripped, tabs/newlines/CRs in CAR paragraphs and OR-QuAC bloc
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from ..errors import UserError
 from ..io.passages import Passage, flat_text, marco_text
-from ..io.text import decode_line
+from ..io.text import decode_line, json_object
 
 _PID = re.compile(r"^(?:MARCO_)?([0-9]+)$")
 _CBOR_BREAK = b"\xff"
@@ -68,12 +67,7 @@ def orquac_blocks(path: Path, start: Position = Position()) -> Iterator[Record]:
         if not line.strip():
             continue
         where = f"{path}:{line_number}"
-        try:
-            block = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{where}: malformed JSON ({error.msg} at column {error.colno})") from None
-        if not isinstance(block, dict):
-            raise UserError(f"{where}: expected a JSON object {{id, title, text}}, got {type(block).__name__}")
+        block = json_object(line, path, line_number, "a JSON object {id, title, text}")
         values = []
         for name in ("id", "title", "text"):
             value = block.get(name)

@@ -22,11 +22,6 @@ from ..io.collections import collection_files, read_documents
 from . import cast, mini, quac
 
 NAMESPACE = "convdr"
-QUERY_FIELDS = {
-    "raw": "raw_utterance",
-    "manual": "manual_rewritten_utterance",
-    "automatic": "automatic_rewritten_utterance",
-}
 CAST_QREL_DEFS = {
     0: "Fails to meet: not relevant",
     1: "Slightly meets: on topic but does not satisfy the information need",
@@ -232,17 +227,6 @@ def load(dataset_id: str):
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known ids: {', '.join(dataset_ids())}"
         raise UserError(f"unknown dataset id {dataset_id!r}{hint}")
     return ir_datasets.load(dataset_id)
-
-
-def query_text(record, kind: str) -> str:
-    """The text of a query record for `kind` in raw/manual/automatic; a kind the dataset lacks is an error."""
-    name = QUERY_FIELDS.get(kind)
-    if name is None:
-        raise UserError(f"unknown query type {kind!r}; expected one of {', '.join(QUERY_FIELDS)}")
-    text = getattr(record, name, None)
-    if text is None:
-        raise UserError(f"query {record.query_id} has no {kind} query ({name}); this dataset does not provide it")
-    return text
 
 
 def json_collection_folder(dataset_id: str) -> Path | None:

@@ -84,7 +84,8 @@ class PooledTower(nn.Module):
 class DenseEncoder:
     """A loaded encoder: tokenizer, query and passage towers, and batched encoding to float32 arrays."""
 
-    def __init__(self, card: EncoderCard, model: nn.Module, tokenizer, device: str = "cpu", fp16: bool = False):
+    def __init__(self, card: EncoderCard, model: nn.Module, tokenizer, device: str = "cpu", fp16: bool = False,
+                 bf16: bool = False):
         self.card = card
         self.model = model  # the whole checkpoint (both towers for dpr); what `save` writes
         self.tokenizer = tokenizer
@@ -105,6 +106,8 @@ class DenseEncoder:
         model.to(self.device)
         if fp16:
             model.half()
+        elif bf16:
+            model.to(torch.bfloat16)
         model.eval()
         self.dim = int(self._probe_dimension())
 
@@ -244,12 +247,15 @@ def check_device(device: str) -> str:
     return device
 
 
-def load_encoder(card_or_path: str | os.PathLike | EncoderCard, device: str = "cpu", fp16: bool = False) -> DenseEncoder:
+def load_encoder(card_or_path: str | os.PathLike | EncoderCard, device: str = "cpu", fp16: bool = False,
+                 bf16: bool = False) -> DenseEncoder:
     """Load an encoder from a card name, card file, model folder or checkpoint file."""
     card = resolve_card(card_or_path)
     check_device(device)
     if fp16 and not device.startswith("cuda"):
         raise UserError("--fp16 needs --device cuda")
+    if fp16 and bf16:
+        raise UserError("choose one of --fp16 and --bf16")
     location = card.weights_location()
     state = read_state_dict(location)
     architecture = card.architecture or infer_architecture(state)
@@ -264,7 +270,7 @@ def load_encoder(card_or_path: str | os.PathLike | EncoderCard, device: str = "c
     if len(tokenizer) > vocab_size:
         raise UserError(f"encoder {card.name}: the tokenizer has {len(tokenizer)} tokens but the checkpoint "
                         f"{location} only {vocab_size} embeddings; they do not belong together")
-    encoder = DenseEncoder(card, model, tokenizer, device=device, fp16=fp16)
+    encoder = DenseEncoder(card, model, tokenizer, device=device, fp16=fp16, bf16=bf16)
     if card.dimension is not None and card.dimension != encoder.dim:
         raise UserError(f"encoder card {card.name} says dimension {card.dimension}, "
                         f"but the checkpoint {location} gives {encoder.dim}")

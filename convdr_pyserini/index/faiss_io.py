@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..files import sha256_of
-from ..io.text import read_text
+from ..io.text import read_json
 
 logger = logging.getLogger(__name__)
 META = "meta.json"
@@ -221,11 +221,7 @@ def read_meta(path: Path) -> dict:
     meta_file = path / META
     if not meta_file.is_file():
         return {}
-    text = read_text(meta_file)
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"{meta_file}:{error.lineno}: invalid JSON ({error.msg})") from None
+    meta = read_json(meta_file)
     if not isinstance(meta, dict):
         raise UserError(f"{meta_file}: expected a JSON object")
     return meta

@@ -7,7 +7,6 @@ without whitespace (Lucene runs would otherwise break TREC run lines).
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Callable, Iterator, NamedTuple
 
 from ..errors import UserError
 from .passages import TEXT_FIELDS, Passage, collection_fields
-from .text import decode_line, visible
+from .text import decode_line, json_object, visible
 
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 
@@ -59,12 +58,7 @@ def read_documents(files: list[Path]) -> Iterator[JsonDoc]:
             line = decode_line(raw, path, number).rstrip("\r\n")
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{number}: expected a JSON object with the fields id and contents")
+            record = json_object(line, path, number, "a JSON object with the fields id and contents")
             docid = record.get("id", record.get("docid", record.get("_id")))
             contents = record.get("contents", record.get("text"))
             if isinstance(docid, int) and not isinstance(docid, bool):

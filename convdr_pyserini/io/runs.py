@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Collection, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import InvalidInput, UserError
-from .atomic import PathLike, atomic_output, prepare_output
+from .atomic import PathLike, atomic_output
 from .text import read_lines
 
 FORMATS = ("trec", "msmarco", "openmatch")
@@ -162,12 +162,6 @@ class Run:
                 "queries_without_hits": sum(not found for found in self.hits.values())}
 
     # -- writing -------------------------------------------------------------------------------------------
-    def check_output(self, path: PathLike, overwrite: bool = False, inputs: Iterable[PathLike] = ()) -> Path:
-        """Check before searching that `path` (and its sidecar) can be written: not an input, not existing
-        unless `overwrite`."""
-        prepare_output(sidecar_path(path), [*self.sources, *inputs], overwrite=True)
-        return prepare_output(path, [*self.sources, *inputs], overwrite)
-
     def write(self, path: PathLike, *, tag: str | None = None, format: str = "trec", overwrite: bool = False,
               qrels: Mapping[str, Mapping[str, int]] | None = None, doc_text: Callable[[str], str] | None = None,
               sidecar: bool = True, inputs: Iterable[PathLike] = (), extra: Mapping | None = None) -> dict:

@@ -84,18 +84,22 @@ def read_yaml(path: str | os.PathLike):
         raise UserError(f"{where}: not valid YAML ({reason})") from None
 
 
+def json_object(line: str, path, number: int, expected: str = "a JSON object") -> dict:
+    """One JSON-lines line parsed as an object; malformed JSON or another value is a UserError naming the line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{number}: malformed JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}:{number}: expected {expected}, got {type(record).__name__}")
+    return record
+
+
 def read_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSON-lines file; each line must be an object."""
     for number, line in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{number}: malformed JSON ({error.msg} at column {error.colno})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        yield number, record
+        if line.strip():
+            yield number, json_object(line, path, number)
 
 
 def required_field(record, name: str, where: str, kind: type | tuple[type, ...] | None = None):

@@ -46,15 +46,19 @@ def read_tsv_pairs(path: PathLike, what: str = "query") -> dict[str, str]:
         parts = line.split("\t")
         if len(parts) != 2:
             raise UserError(f"{path}:{number}: expected 2 tab-separated columns ({what} id, text), got {len(parts)}")
-        key, text = parts[0].strip(), parts[1].strip()
-        if not key or any(ch.isspace() for ch in key):
-            raise UserError(f"{path}:{number}: {what} id {visible(parts[0])} is empty or contains whitespace")
-        if key in pairs:
-            raise UserError(f"{path}:{number}: duplicate {what} id {key}")
-        pairs[key] = text
+        _add(pairs, parts[0], parts[1], f"{path}:{number}", what)
     if not pairs:
         raise UserError(f"{path}: no {what} lines (expected id<TAB>text)")
     return pairs
+
+
+def _add(texts: dict[str, str], key: str, text: str, where: str, what: str) -> None:
+    """Record `texts[key] = text` (both stripped); an empty id, one with whitespace, or a repeated one is an error."""
+    if not key.strip() or any(ch.isspace() for ch in key.strip()):
+        raise UserError(f"{where}: {what} id {visible(key)} is empty or contains whitespace")
+    if key.strip() in texts:
+        raise UserError(f"{where}: duplicate {what} id {key.strip()}")
+    texts[key.strip()] = text.strip()
 
 
 def tsv_topic_queries(path: PathLike) -> list[TopicQuery]:
@@ -151,16 +155,20 @@ def looks_like_file(source: str) -> bool:
 
 
 def load_topics(source: "str | os.PathLike | Topics") -> Topics:
-    """Topics from an ir_datasets id, a topics TSV or a CAsT JSON topics file (an existing path wins)."""
+    """Topics from an ir_datasets id, a topics TSV or a CAsT JSON topics file (an existing path wins; a declared
+    data file such as `cast-20/2020_manual_evaluation_topics_v1.0.json` is found like every upstream file)."""
     if isinstance(source, Topics):
         return source
-    path = Path(source)
-    if path.exists():
+    from ..files import local_path
+
+    path = local_path(source)
+    if path is not None:
         if path.is_dir():
             raise UserError(f"topics {path} is a directory; give a topics file or a dataset id")
         from ..datasets.cast import cast_json_queries
 
-        is_json = path.suffix == ".json" or _first_character(path) in "[{"
+        first = _first_character(path)
+        is_json = path.suffix == ".json" or (first != "" and first in "[{")
         queries = cast_json_queries(path) if is_json else tsv_topic_queries(path)
         return Topics(queries, str(path), path=path)
     source = str(source)
@@ -210,10 +218,11 @@ class Rewrites(Mapping[str, str]):
 
 
 def load_rewrites(path: PathLike) -> Rewrites:
-    """Rewrites from `qid<TAB>text` lines or a header-ed TSV with `id` and `query` columns."""
-    from ..files import sha256_of
+    """Rewrites from `qid<TAB>text` lines or a header-ed TSV with `id` and `query` columns (a path, or the name
+    of a declared data file such as `cast-20/rewrites-grill-qr-eval/11_Human.tsv`)."""
+    from ..files import local_path, sha256_of
 
-    path = Path(path)
+    path = local_path(path) or Path(path)
     lines = [(number, line) for number, line in read_lines(path) if line.strip()]
     if not lines:
         raise UserError(f"{path}: no rewrites (expected qid<TAB>text lines or a TSV with id and query columns)")
@@ -235,12 +244,7 @@ def _headered_rewrites(path: Path, names: list[str], lines: list[tuple[int, str]
             values.pop()  # trailing empty columns (a tab before the line end)
         if len(values) != len(names):
             raise UserError(f"{path}:{number}: {len(values)} tab-separated columns, the header has {len(names)}")
-        query_id, text = values[id_column].strip(), values[text_column].strip()
-        if not query_id or any(ch.isspace() for ch in query_id):
-            raise UserError(f"{path}:{number}: query id {visible(values[id_column])} is empty or contains whitespace")
-        if query_id in texts:
-            raise UserError(f"{path}:{number}: duplicate query id {query_id}")
-        texts[query_id] = text
+        _add(texts, values[id_column], values[text_column], f"{path}:{number}", "query")
     if not texts:
         raise UserError(f"{path}: a header but no rewrites")
     return texts

@@ -95,7 +95,7 @@ class BM25Searcher:
         self._sort = autoclass("io.anserini.search.SearchCollection").BREAK_SCORE_TIES_BY_DOCID
         self._query_generator = autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")()
         self._analyzer = self._searcher.get_analyzer()
-        self._array_list = autoclass("java.util.ArrayList")
+        self._array_list = autoclass("java.util.ArrayList")  # for RM3's batch_search arguments
         self._json = autoclass("com.fasterxml.jackson.databind.ObjectMapper")()
         # ScoredDoc carries the hit's Lucene Document: leave it out of the JSON.
         self._json.configOverride(autoclass("org.apache.lucene.document.Document")).setIsIgnoredType(
@@ -124,44 +124,39 @@ class BM25Searcher:
         return {query_id: results[query_id] for query_id in query_ids}
 
     def _search_lucene(self, texts: list[str], hits: int, threads: int = 1) -> list[list[tuple[str, float]]]:
-        """Plain BM25 for a batch; with several threads, each searches a contiguous slice of the batch."""
+        """Plain BM25 for a batch; with several threads, each searches every `threads`-th query of the batch.
+
+        pyjnius keeps the receiver of a method call in the (per-class) method object, so concurrent calls of one
+        method on *different* Java objects of the same class can swap receivers: the threads only call methods
+        of objects they all share (the searcher, the query generator, the JSON mapper)."""
         if threads <= 1 or len(texts) < 2:
-            return self._search_slice(texts, hits)
-        slices = [texts[i::threads] for i in range(threads)]
-        found: list = [None] * threads
+            return [self._search_one(text, hits) for text in texts]
+        found: list = [None] * len(texts)
         failures: list[BaseException] = []
 
-        def work(number: int) -> None:
+        def work(first: int) -> None:
             try:
-                found[number] = self._search_slice(slices[number], hits)
+                for number in range(first, len(texts), threads):
+                    found[number] = self._search_one(texts[number], hits)
             except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
                 failures.append(error)
             finally:
                 self._jnius.detach()
 
-        workers = [threading.Thread(target=work, args=(number,), daemon=True) for number in range(threads)]
+        workers = [threading.Thread(target=work, args=(first,), daemon=True) for first in range(threads)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
         if failures:
             raise failures[0]
-        results: list = [None] * len(texts)
-        for number, part in enumerate(found):
-            results[number::threads] = part
-        return results
+        return found
 
-    def _search_slice(self, texts: list[str], hits: int) -> list[list[tuple[str, float]]]:
-        top_docs = self._array_list()
-        for text in texts:
-            query = self._query_generator.buildQuery("contents", self._analyzer, text)
-            top_docs.add(self._lucene.search(query, hits, self._sort, True))
-        results = []
-        for found in json.loads(self._json.writeValueAsString(top_docs)):
-            docs = found["scoreDocs"]
-            scores = adjust_score_ties([doc["score"] for doc in docs])
-            results.append([(_bytes_ref_text(doc["fields"][1]), score) for doc, score in zip(docs, scores)])
-        return results
+    def _search_one(self, text: str, hits: int) -> list[tuple[str, float]]:
+        query = self._query_generator.buildQuery("contents", self._analyzer, text)
+        docs = json.loads(self._json.writeValueAsString(self._lucene.search(query, hits, self._sort, True)))["scoreDocs"]
+        scores = adjust_score_ties([doc["score"] for doc in docs])
+        return [(_bytes_ref_text(doc["fields"][1]), score) for doc, score in zip(docs, scores)]
 
     def _search_anserini(self, query_ids: list[str], texts: list[str], hits: int, threads: int):
         java_texts, java_ids = self._array_list(), self._array_list()
