@@ -2,6 +2,7 @@
 the real all-MiniLM-L6-v2 against sentence-transformers, bad checkpoints, and ConvDR inside Pyserini's FaissSearcher.
 """
 import collections
+from pathlib import Path
 import json
 import subprocess
 import sys
@@ -389,3 +390,16 @@ def test_pre_encoded_queries_are_keyed_by_query_id(tmp_path, convdr_encoder, fai
     assert [hit.docid for hit in results["32_2"]] == brute_force(vectors, docids, pre.encode("32_2"), 3)[0]
     with pytest.raises(UserError, match="'33_1' is not among the 2"):
         loaded.encode("33_1")
+
+
+def test_relative_model_folders_and_checkpoints(tmp_path, monkeypatch, ance_bin):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(resolve_card("minilm").weights_location(), tmp_path / "models" / "st")
+    card = resolve_card("models/st")
+    assert card.architecture == "mean" and card.weights_location().resolve() == (tmp_path / "models" / "st").resolve()
+    checkpoint = Path(ance_bin[0])
+    relative = Path("models") / "ance"
+    shutil.copytree(checkpoint if checkpoint.is_dir() else checkpoint.parent, tmp_path / relative)
+    assert load_encoder(str(relative)).card.architecture == "rdot_nll"

@@ -228,13 +228,13 @@ def resolve_card(name_or_path: str | os.PathLike | EncoderCard) -> EncoderCard:
             return EncoderCard(
                 name=path.name, architecture="mean", normalize=(path / "2_Normalize").exists() or _lists_normalize(path),
                 max_passage_length=_sentence_transformer_max_length(path), truncate="keep-current",
-                weights={"path": str(path)}, source=path,
+                weights={"path": "."}, source=path,
             )
         if any((path / name).is_file() for name in WEIGHT_FILES):
-            return EncoderCard(name=path.name, weights={"path": str(path)}, source=path)
+            return EncoderCard(name=path.name, weights={"path": "."}, source=path)
         raise UserError(f"{path} has neither {CARD_FILE} nor model weights ({', '.join(WEIGHT_FILES)})")
     if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
-        return EncoderCard(name=path.stem, weights={"path": str(path)}, source=path.parent)
+        return EncoderCard(name=path.stem, weights={"path": path.name}, source=path.parent)
     if os.sep not in text and "/" not in text:
         if (cards_dir() / f"{text}.yaml").is_file():
             return load_card_file(cards_dir() / f"{text}.yaml")

@@ -5,8 +5,8 @@ each hit's whole stored document; at 1,000 hits that dominates. Here:
 
 - plain BM25 runs the same Lucene search `SimpleSearcher` runs (Anserini's bag-of-words query over
   `contents` with its analyzer, `BM25Similarity(k1, b)`, ties broken by docid through the `id` doc
-  values), skips the stored documents, and serialises a batch of queries' top docs with Jackson (shipped
-  in the Anserini jar) into one JSON string: one bridge crossing per batch;
+  values), skips the stored documents, and serialises each query's top docs with Jackson (shipped in the
+  Anserini jar) into one JSON string, instead of one bridge object per hit;
 - RM3 runs Anserini's own `SimpleSearcher.batch_search` (multi-threaded, on the Java side) and reads
   the whole result map back as one JSON string the same way.
 
