@@ -134,3 +134,30 @@ def test_a_search_that_fails_is_a_fail(tmp_path, capsys):
 def test_a_search_setting_the_matrix_cannot_have_is_one_error_line(tmp_path, capsys):
     matrix = _matrix(tmp_path, run=None, search={"retriever": "bm25", "no_such_setting": 1})
     assert main([str(matrix)]) == 2 or "unknown search setting" in capsys.readouterr().out
+
+
+def test_an_experiment_matrix_reuses_finished_runs(tmp_path, capsys, shared_data):
+    from convdr_pyserini import datasets
+    from convdr_pyserini.index.__main__ import main as index_main
+
+    (tmp_path / "collection").mkdir()
+    lines = (datasets.collection_jsonl("convdr/cast20/mini") / "docs.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "collection" / "docs.jsonl").write_text("\n".join(lines[:200]) + "\n", encoding="utf-8")
+    assert index_main(["lucene", "--collection", str(tmp_path / "collection"), "--output", str(tmp_path / "idx")]) == 0
+    search = {"retriever": "bm25", "topics": "convdr/cast20/mini", "index": str(tmp_path / "idx"), "hits": 10}
+    matrix = tmp_path / "experiment.yaml"
+    matrix.write_text(yaml.safe_dump({
+        "title": "t", "qrels": "convdr/cast20/mini", "measures": "nDCG@3 R@10", "baselines": ["raw"],
+        "conditions": [{"name": "raw", "search": {**search, "query": "raw"}},
+                       {"name": "manual", "search": {**search, "query": "manual"}}]}))
+    runs = tmp_path / "runs"
+    assert main([str(matrix), "--runs-dir", str(runs)]) == 0
+    first = capsys.readouterr()
+    table = matrix.with_suffix(".md").read_text()
+    assert "| `manual` |" in table and "p vs raw" in table and "nDCG@3" in first.out
+    made = (runs / "experiment" / "manual.trec").stat().st_mtime_ns
+    assert main([str(matrix), "--runs-dir", str(runs)]) == 2  # the table exists: --overwrite to replace it
+    assert main([str(matrix), "--runs-dir", str(runs), "--overwrite"]) == 0
+    assert "reusing" in capsys.readouterr().err
+    assert (runs / "experiment" / "manual.trec").stat().st_mtime_ns == made
+    assert matrix.with_suffix(".md").read_text() == table

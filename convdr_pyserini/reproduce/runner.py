@@ -141,9 +141,14 @@ class Runner:
     def prepare(self, names: set[str]) -> None:
         """Run the preparation steps named in `names` (and those they use) that have not run yet."""
         from ..train.data import mine_ranking_data
+        from .matrix import REFERENCE
 
+        needed = set(names)
+        for step in reversed(self.matrix.prepare):  # a step may only use earlier ones
+            if step.name in needed:
+                needed |= set(REFERENCE.findall(json.dumps([step.search, step.negatives])))
         for step in self.matrix.prepare:
-            if step.name not in names or step.name in self.outputs:
+            if step.name not in needed or step.name in self.outputs:
                 continue
             where = f"{self.matrix.path}: prepare {step.name}"
             if step.search is not None:

@@ -1,8 +1,10 @@
 """`TrainConfig`: everything a ConvDR training run depends on, checked before any work.
 
 The loss is `kd_weight * KD + ranking_weight * ranking`, with the ranking cross-entropy over inner products
-divided by `temperature`. Unset, the three come from the student's encoder card (`training_defaults`), and
-without card values from ConvDR itself (1, 1, 1), which is right for ConvDR's unnormalised ANCE embeddings.
+divided by `temperature`. Unset, they come from the student's encoder card (`training_defaults`), else from
+ConvDR (temperature 1, ranking weight 1), which is right for ConvDR's unnormalised ANCE embeddings; an unset
+KD weight is 1 / temperature**2 when the ranking term is used (ConvDR's MSE + CE applied to the embedding the
+scores are computed from, q / temperature; exactly ConvDR's loss at temperature 1), and 1 for KD alone.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..errors import UserError
 LOSSES = ("kd", "ranking", "kd+ranking")
 QUERY_MODES = ("no_res", "man_can", "auto_can")
 TRUNCATIONS = ("convdr", "keep-current")
-CONVDR_LOSS_DEFAULTS = {"kd_weight": 1.0, "ranking_weight": 1.0, "temperature": 1.0}
+CONVDR_LOSS_DEFAULTS = {"ranking_weight": 1.0, "temperature": 1.0}
 
 
 @dataclass
@@ -104,10 +106,18 @@ class TrainConfig:
         return self.teacher or self.student_init
 
     def loss_weights(self, card) -> dict[str, float]:
-        """kd_weight, ranking_weight and temperature: given, else the card's `training_defaults`, else ConvDR's."""
+        """kd_weight, ranking_weight and temperature: given, else the card's `training_defaults`, else the rule
+        in this module's docstring (ConvDR's values for unnormalised encoders)."""
         defaults = {**CONVDR_LOSS_DEFAULTS, **(getattr(card, "training_defaults", None) or {})}
-        return {name: float(getattr(self, name) if getattr(self, name) is not None else defaults[name])
-                for name in CONVDR_LOSS_DEFAULTS}
+        chosen = {name: float(getattr(self, name) if getattr(self, name) is not None else defaults[name])
+                  for name in CONVDR_LOSS_DEFAULTS}
+        if self.kd_weight is not None:
+            chosen["kd_weight"] = float(self.kd_weight)
+        elif "kd_weight" in defaults:
+            chosen["kd_weight"] = float(defaults["kd_weight"])
+        else:
+            chosen["kd_weight"] = round(1.0 / chosen["temperature"] ** 2, 9) if self.uses_ranking else 1.0
+        return chosen
 
     def for_seed(self, seed: int) -> "TrainConfig":
         """This config for one seed, writing OUTPUT/seed-<seed>."""
