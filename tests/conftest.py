@@ -36,3 +36,19 @@ def shared_data() -> Path:
     if _MIRROR is None or not (_MIRROR / "MANIFEST.md").is_file():
         pytest.fail("set CONVDR_PYSERINI_MIRROR to the shared data folder (../shared/data)")
     return _MIRROR
+
+
+def small_indexes(root: Path, passages: int, *dense_options: str) -> list[str]:
+    """The first `passages` mini passages as `root/collection`, indexed into `root/lucene` and, with MiniLM and
+    `dense_options`, `root/dense`; returns the collection's JSON lines."""
+    from convdr_pyserini import datasets
+    from convdr_pyserini.index.__main__ import main as index_main
+
+    (root / "collection").mkdir()
+    lines = (datasets.collection_jsonl("convdr/cast20/mini") / "docs.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = lines[:passages]
+    (root / "collection" / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert index_main(["lucene", "--collection", str(root / "collection"), "--output", str(root / "lucene")]) == 0
+    assert index_main(["dense", "--collection", str(root / "collection"), "--encoder", "minilm", *dense_options,
+                       "--output", str(root / "dense")]) == 0
+    return lines

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import small_indexes
 from convdr_pyserini.collection.__main__ import main as collection_main
 from convdr_pyserini.evaluate.__main__ import main as evaluate_main
 from convdr_pyserini.ids.__main__ import main as ids_main
 from convdr_pyserini.index.__main__ import main as index_main
-from convdr_pyserini.io.atomic import OutputLock
 from convdr_pyserini.reproduce.__main__ import main as reproduce_main
 from convdr_pyserini.search.__main__ import main as search_main
 from convdr_pyserini.train.__main__ import main as train_main
@@ -41,15 +41,8 @@ KINDS = ("binary", "bom", "nonfinite", "output_is_input", "interrupt", "concurre
 # -- a small world of inputs, built once -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, shared_data):
-    from convdr_pyserini import datasets
-
     root = tmp_path_factory.mktemp("world")
-    (root / "collection").mkdir()
-    lines = (datasets.collection_jsonl(MINI) / "docs.jsonl").read_text(encoding="utf-8").splitlines()[:24]
-    (root / "collection" / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert index_main(["lucene", "--collection", str(root / "collection"), "--output", str(root / "lucene")]) == 0
-    assert index_main(["dense", "--collection", str(root / "collection"), "--encoder", "minilm", "--max-length", "16",
-                       "--chunk-size", "8", "--output", str(root / "dense")]) == 0
+    small_indexes(root, 24, "--max-length", "16", "--chunk-size", "8")
     for query in ("raw", "manual"):
         assert search_main(["--bm25", "--topics", MINI, "--query", query, "--index", str(root / "lucene"),
                             "--hits", "10", "--output", str(root / f"{query}.trec")]) == 0
@@ -239,9 +232,12 @@ def nonfinite_reproduce(world, tmp_path, capsys):
 
 
 def nonfinite_train(world, tmp_path, capsys):
-    for option in (["--lr", "nan"], ["--lr", "inf"], ["--kd-weight", "inf"], ["--temperature", "0"]):
+    for option in (["--lr", "nan"], ["--lr", "inf"], ["--kd-weight", "inf"], ["--kd-weight", "-1"],
+                   ["--ranking-weight", "nan"], ["--temperature", "0"], ["--temperature", "-0.5"], ["--seeds"]):
         refused(capsys, train_main, ["--topics", MINI, "--teacher", "minilm", "--output", str(tmp_path / "m"),
                                      *option], f"argument {option[0]}", world)
+    refused(capsys, train_main, ["--topics", MINI, "--teacher", "minilm", "--output", str(tmp_path / "m"),
+                                 "--seeds", "1", "2", "1"], "seeds: 1 is given more than once", world)
     refused(capsys, train_main, ["negatives", "--topics", MINI, "--run", str(_nan_run(world, tmp_path)),
                                  "--output", str(tmp_path / "n.jsonl")], "not a finite number", world)
 

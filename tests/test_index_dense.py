@@ -186,6 +186,10 @@ def test_shards_merge_to_the_same_index(tmp_path, small_collection, reference, m
     flat = DenseSearcher([reference]).search(queries, 30)
     assert DenseSearcher([container]).search(queries, 30) == flat
     assert DenseSearcher(pieces[::-1]).search(queries, 30) == flat
+    empty = tmp_path / "empty"  # 8 chunks of 8 passages: a ninth shard gets none, and is searched as empty
+    assert build(small_collection, empty, "--shard", "8/9") == 0
+    assert json.loads((empty / "shard-8-of-9" / "meta.json").read_text())["count"] == 0
+    assert DenseSearcher([reference, empty / "shard-8-of-9"]).search(queries, 30) == flat
 
 
 def test_hnsw_index(tmp_path, small_collection, reference):

@@ -117,6 +117,15 @@ def test_rewrite_files_plain_and_headered(tmp_path, shared_data):
     assert len(headered) == 216 and headered["81_1"].startswith("How do you know")
     crlf = cp.load_rewrites(shared_data / "cast-20/iai-ecir2023/13_T5_CANARD.tsv")  # CRLF, trailing tab
     assert len(crlf) == 216 and not crlf["81_1"].endswith(("\r", "\t"))
+    # pandas quotes a field holding quotes: 105_5 of 11_Human.tsv is "Who named the movement ""Black ..."""
+    human = cp.load_rewrites(shared_data / REWRITES / "11_Human.tsv")
+    assert human["105_5"] == 'Who named the movement "Black Lives Matter"?'
+    manual = {query.query_id: query.manual_rewritten_utterance for query in cp.load_topics(MINI)}
+    assert dict(human) == manual  # the organisers' manual rewrites, every one (MiniLM sees the quotes, BM25 not)
+    broken = tmp_path / "broken.tsv"
+    broken.write_text('conversation_id\tturn_id\tid\tquery\n81\t1\t81_1\t"open"quote\n', encoding="utf-8")
+    with pytest.raises(UserError, match="broken.tsv:2: malformed quoting"):
+        cp.load_rewrites(broken)
     plain = tmp_path / "plain.tsv"
     plain.write_text("81_1\tfirst\n81_2\tsecond\n", encoding="utf-8")
     assert dict(cp.load_rewrites(plain)) == {"81_1": "first", "81_2": "second"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from convdr_pyserini.index.__main__ import main as index_main
+from conftest import small_indexes
 from convdr_pyserini.search.__main__ import main as search_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,15 +61,8 @@ def test_the_wheel_builds_a_dense_index_outside_the_repository(installed, tmp_pa
 
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory, shared_data):
-    from convdr_pyserini import datasets
-
     root = tmp_path_factory.mktemp("pyserini_cli")
-    (root / "collection").mkdir()
-    lines = (datasets.collection_jsonl(MINI) / "docs.jsonl").read_text(encoding="utf-8").splitlines()[:64]
-    (root / "collection" / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert index_main(["lucene", "--collection", str(root / "collection"), "--output", str(root / "lucene")]) == 0
-    assert index_main(["dense", "--collection", str(root / "collection"), "--encoder", "minilm", "--max-length", "24",
-                       "--output", str(root / "dense")]) == 0
+    lines = small_indexes(root, 64, "--max-length", "24")
     topics = root / "topics.tsv"
     first_words = lambda line: " ".join(line.split('"contents": "')[1].split()[:6])  # noqa: E731
     topics.write_text(f"q1\t{first_words(lines[0])}\nq2\t{first_words(lines[40])}\n", encoding="utf-8")

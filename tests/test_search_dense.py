@@ -185,7 +185,6 @@ def test_canonical_responses_for_man_can(shared_data):
     """man_can/auto_can inputs carry the previous turn's canonical passage, also for the full collection."""
     from convdr_pyserini import datasets
     from convdr_pyserini.encode import conversational_input
-    from convdr_pyserini.errors import UserError
     from convdr_pyserini.io import load_topics
 
     mini = datasets.load(MINI)

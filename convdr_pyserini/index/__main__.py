@@ -27,7 +27,8 @@ def _add_index_type(parser: argparse.ArgumentParser) -> None:
     kind.add_argument("--hnsw", nargs=2, type=positive_int, metavar=("M", "EF"), default=None,
                       help="an HNSW index with M links and efConstruction EF (same as --index-type HNSW<M>)")
     group.add_argument("--train-sample", type=positive_int, default=None, metavar="N",
-                       help="train the index type on a seeded sample of N stored vectors (default: what it needs)")
+                       help="train the index type on a seeded sample of N stored vectors (default: 40 per IVF list, within "
+                            "65,536 and 4,194,304, at most the index)")
     group.add_argument("--seed", type=non_negative_int, default=0, help="seed of the training sample (default 0)")
 
 

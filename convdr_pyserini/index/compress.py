@@ -19,6 +19,12 @@ from . import faiss_io
 
 logger = logging.getLogger(__name__)
 BLOCK_ROWS = 65536
+# Default training sample: 40 vectors per IVF list (faiss warns under 39), at least 2^16 (PQ/SQ codebooks and
+# OPQ rotations; faiss's own PQ training subsamples to 256 per centroid = 2^16), at most 2^22 (the sample is
+# held in memory: IVF65536 takes 40 x 65536 = 2.6M rows, 7.5 GiB at 768 dimensions; --train-sample lowers it).
+TRAIN_PER_LIST = 40
+TRAIN_MIN = 1 << 16
+TRAIN_MAX = 1 << 22
 
 
 def make_index(factory: str, dim: int):
@@ -38,6 +44,15 @@ def check_factory(factory: str, dim: int) -> None:
     make_index(factory, dim)
 
 
+def default_train_sample(index, count: int) -> int:
+    """Training vectors used when none are given: 40 per IVF list, within [2^16, 2^22], at most the index."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    wanted = TRAIN_PER_LIST * ivf.nlist if ivf is not None else 0
+    return int(min(count, max(TRAIN_MIN, min(TRAIN_MAX, wanted))))
+
+
 def build_compressed(flat: faiss_io.DenseIndexDir, target: Path, factory: str, train_sample: int | None = None,
                      seed: int = 0, ef_construction: int | None = None, block_rows: int = BLOCK_ROWS) -> dict:
     """Write a `factory` index of the flat index's vectors to `target`; returns what meta.json records."""
@@ -51,7 +66,7 @@ def build_compressed(flat: faiss_io.DenseIndexDir, target: Path, factory: str, t
         hnsw.efConstruction = ef_construction
     sample = 0
     if not index.is_trained:
-        sample = train_sample or flat.count
+        sample = train_sample or default_train_sample(index, flat.count)
         if sample > flat.count:
             raise UserError(f"training sample of {sample:,} vectors is larger than the index ({flat.count:,} vectors)")
         index.train(read_rows(flat, sample_rows(flat.count, sample, seed)))
@@ -102,6 +117,39 @@ def set_search_parameters(index, nprobe: int | None = None, ef_search: int | Non
         if hnsw is None:
             raise UserError(f"--ef-search applies to HNSW indexes; {where or 'this index'} is not one")
         hnsw.efSearch = ef_search
+
+
+def refine_source(piece: faiss_io.DenseIndexDir, source: str | os.PathLike | None = None,
+                  verify: bool = True) -> faiss_io.DenseIndexDir:
+    """The flat index the compressed `piece` was built from (meta.json `compressed_from`, or `source`), checked
+    to hold the same passages in the same order."""
+    source = source or (piece.meta.get("compressed_from") or {}).get("path")
+    if source is None:
+        raise UserError(f"{piece.path}: --refine needs the flat index it was compressed from; name it with "
+                        "--refine-from")
+    try:
+        flat = faiss_io.open_index_dir(source, verify=verify)
+    except UserError as error:
+        raise UserError(f"--refine: {error}") from None
+    if not flat.flat or (flat.count, flat.dim) != (piece.count, piece.dim):
+        raise UserError(f"--refine: {source} holds {flat.count} x {flat.dim} {'flat' if flat.flat else 'compressed'} "
+                        f"vectors; {piece.path} needs its own {piece.count} x {piece.dim} flat index")
+    if faiss_io.sha256_of(flat.path / faiss_io.DOCID) != faiss_io.sha256_of(piece.path / faiss_io.DOCID):
+        raise UserError(f"--refine: {source} and {piece.path} have different docid files; not the same collection")
+    return flat
+
+
+def refined(index, flat: faiss_io.DenseIndexDir, k_factor: float):
+    """A faiss `IndexRefine`: `index` proposes k_factor x k candidates, re-scored exactly from the flat file,
+    which is memory-mapped, not loaded (only the candidates' rows are read)."""
+    import faiss
+
+    vectors = faiss.read_index(str(flat.path / faiss_io.INDEX), faiss.IO_FLAG_MMAP_IFC)
+    wrapper = faiss.IndexRefine(index, vectors)
+    wrapper.k_factor = float(k_factor)
+    wrapper.own_fields = False
+    wrapper.referenced_objects = [index, vectors]  # keep both alive as long as the wrapper
+    return wrapper
 
 
 def compress_index(input: str | os.PathLike, output: str | os.PathLike, index_type: str,

@@ -236,10 +236,16 @@ def load_rewrites(path: PathLike) -> Rewrites:
 
 
 def _headered_rewrites(path: Path, names: list[str], lines: list[tuple[int, str]]) -> dict[str, str]:
+    """The id and query columns; a field may be CSV-quoted as pandas writes it (doubled quotes inside quotes)."""
+    import csv
+
     id_column, text_column = names.index("id"), names.index("query")
     texts: dict[str, str] = {}
     for number, line in lines:
-        values = line.split("\t")
+        try:
+            values = next(csv.reader([line], delimiter="\t", strict=True))
+        except csv.Error as error:
+            raise UserError(f"{path}:{number}: malformed quoting ({error})") from None
         while len(values) > len(names) and not values[-1].strip():
             values.pop()  # trailing empty columns (a tab before the line end)
         if len(values) != len(names):

@@ -50,8 +50,10 @@ def experiment_table(result: MatrixResult) -> str:
         return "No condition ran.\n"
     measures = evaluation.measures
     first = measures[0]
-    header = ["condition", *(f"{m} (mean ± std)" for m in measures), f"{first} per seed",
-              *(f"p vs {b} (t / rand.)" for b in matrix.baselines), "training s (per seed)"]
+    seeded = any(condition.trains for condition in matrix.conditions)  # else every condition is one run
+    header = ["condition", *(f"{m} (mean ± std)" if seeded else m for m in measures),
+              *([f"{first} per seed"] if seeded else []), *(f"p vs {b} (t / rand.)" for b in matrix.baselines),
+              *(["training s (per seed)"] if seeded else [])]
     rows = []
     for entry in result.conditions:
         name = entry.condition.name
@@ -63,8 +65,8 @@ def experiment_table(result: MatrixResult) -> str:
         for measure in measures:
             std = f" ± {scores.std[measure]:.4f}" if scores.seeds else ""
             cells.append(f"{scores.aggregate[measure]:.4f}{std}")
-        members = scores.seeds or [scores]
-        cells.append(" / ".join(f"{member.aggregate[first]:.4f}" for member in members))
+        if seeded:
+            cells.append(" / ".join(f"{member.aggregate[first]:.4f}" for member in scores.seeds or [scores]))
         for baseline in matrix.baselines:
             if baseline == name or baseline not in {e.condition.name for e in result.conditions if e.runs}:
                 cells.append("—")
@@ -72,14 +74,16 @@ def experiment_table(result: MatrixResult) -> str:
             reference = evaluation.scores_of(baseline)
             test = significance.compare(first, name, baseline, scores.per_query[first], reference.per_query[first])
             cells.append(f"{_p(test.t_test_p)} / {_p(test.randomization_p)}")
-        cells.append(" / ".join(f"{s:.0f}" for s in entry.train_seconds) if entry.train_seconds else "—")
+        if seeded:
+            cells.append(" / ".join(f"{s:.0f}" for s in entry.train_seconds) if entry.train_seconds else "—")
         rows.append(cells)
     descriptions = "\n".join(f"- `{entry.condition.name}`: {entry.condition.description}" for entry in result.conditions
                              if entry.condition.description)
     settings = "\n".join(f"- {line}" for line in evaluation.settings(notes=False))
     return (markdown(header, rows) + "\n\nConditions:\n\n" + descriptions + "\n\nHow the numbers were computed:\n\n"
-            + settings + f"\n- seeds: {', '.join(map(str, matrix.seeds))}; p-values compare the per-query means over "
-            "the seeds (paired two-sided t-test / paired randomization test, 10,000 resamples)\n")
+            + settings + (f"\n- seeds: {', '.join(map(str, matrix.seeds))}; p-values compare the per-query means "
+                          "over the seeds" if seeded else "\n- p-values compare the per-query scores")
+            + " (paired two-sided t-test / paired randomization test, 10,000 resamples)\n")
 
 
 def _p(value: float | None) -> str:

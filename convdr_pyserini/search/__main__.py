@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip the index checksum verification (a warning says so)")
     dense.add_argument("--nprobe", type=positive_int, default=None, help="IVF lists searched (compressed IVF indexes)")
     dense.add_argument("--ef-search", type=positive_int, default=None, help="HNSW search breadth (HNSW indexes)")
+    dense.add_argument("--refine", type=finite_float(1.0), default=None, metavar="F",
+                       help="re-score the top F x hits candidates of a compressed index exactly, from the flat index "
+                            "it was compressed from (read from disk, memory-mapped)")
+    dense.add_argument("--refine-from", metavar="FLAT", default=None,
+                       help="that flat index, when it is no longer where meta.json's compressed_from says")
     fusion = parser.add_argument_group("fusion")
     fusion.add_argument("--runs", nargs="+", help="run files to fuse (trec or msmarco format)")
     fusion.add_argument("--rrf-k", type=positive_float, default=60, help="the RRF constant k (default 60)")
@@ -92,7 +97,7 @@ def spec_from_arguments(args: argparse.Namespace):
         fb_docs=args.fb_docs, original_query_weight=args.original_query_weight, concat_window=args.concat_window,
         encoder=args.encoder, cv=args.cv, device=args.device, truncate=args.truncate,
         max_concat_length=args.max_concat_length, verify=args.verify, nprobe=args.nprobe, ef_search=args.ef_search,
-        runs=args.runs or [], rrf_k=args.rrf_k)
+        refine=args.refine, refine_from=args.refine_from, runs=args.runs or [], rrf_k=args.rrf_k)
 
 
 @cli_main(build_parser)

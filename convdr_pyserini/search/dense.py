@@ -6,7 +6,8 @@ Scores do not depend on how the collection is split (see `_block_top`), and ties
 ascending, also across blocks and shards: each block contributes its top k plus every passage tied with
 its k-th score, and the final cut sorts by (score desc, docid asc). Every index is verified against the
 checksums in its meta.json when opened (see `faiss_io.verify_checksums`); compressed (non-flat) pieces are
-searched by faiss itself, with `nprobe` / `ef_search` when given.
+searched by faiss itself, with `nprobe` / `ef_search` when given, and with `refine` F the top F x k candidates
+are re-scored exactly from the flat index they were compressed from (memory-mapped, on disk).
 
     from convdr_pyserini import DenseRetriever
     dense = DenseRetriever("indexes/cast20-mini.minilm", encoder="minilm")
@@ -36,7 +37,8 @@ class DenseSearcher:
     """Exact (flat) or approximate (HNSW) inner-product search over index folders and shard pieces."""
 
     def __init__(self, index_paths: Sequence[str | Path], device: str = "cpu", block_rows: int = DEFAULT_BLOCK_ROWS,
-                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None):
+                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
+                 refine: float | None = None, refine_from: str | Path | None = None):
         if isinstance(index_paths, (str, Path)):
             index_paths = [index_paths]
         if not verify:
@@ -51,10 +53,16 @@ class DenseSearcher:
         self.count = sum(piece.count for piece in self.pieces)
         if self.count == 0:
             raise UserError(f"the index {', '.join(str(p.path) for p in self.pieces)} holds no vectors")
-        self.nprobe, self.ef_search = nprobe, ef_search
-        if (nprobe is not None or ef_search is not None) and all(piece.flat for piece in self.pieces):
-            option = "--nprobe" if nprobe is not None else "--ef-search"
-            raise UserError(f"{option} applies to compressed (IVF or HNSW) indexes; {self.pieces[0].path} is flat")
+        self.nprobe, self.ef_search, self.refine, self.refine_from = nprobe, ef_search, refine, refine_from
+        self.verify = verify
+        given = [name for name, value in (("--nprobe", nprobe), ("--ef-search", ef_search), ("--refine", refine))
+                 if value is not None]
+        if given and all(piece.flat for piece in self.pieces):
+            raise UserError(f"{given[0]} applies to compressed (IVF, PQ or HNSW) indexes; {self.pieces[0].path} is flat")
+        if refine is not None and not refine >= 1:
+            raise UserError(f"--refine must be at least 1 (candidates per hit), got {refine}")
+        if refine_from is not None and (refine is None or len(self.pieces) != 1):
+            raise UserError("--refine-from needs --refine and a single (unsharded) compressed index")
         self.block_rows = block_rows
         self._offsets = np.cumsum([0] + [piece.count for piece in self.pieces])
         self._resident: dict[int, object] = {}  # piece number -> its vectors (small index) or faiss index
@@ -81,13 +89,18 @@ class DenseSearcher:
 
     def _piece_hits(self, number: int, piece: faiss_io.DenseIndexDir, queries: np.ndarray, k: int):
         """(first row, per-query scores, per-query rows) for each block of one piece."""
+        if piece.count == 0:  # a shard that got no chunk (fewer chunks than shards)
+            return
         if not piece.flat:
             index = self._resident.get(number)
             if index is None:
-                from ..index.compress import set_search_parameters
+                from ..index.compress import refine_source, refined, set_search_parameters
 
-                index = self._resident[number] = piece.read_faiss()
+                index = piece.read_faiss()
                 set_search_parameters(index, self.nprobe, self.ef_search, str(piece.path))
+                if self.refine is not None and self.refine > 1:
+                    index = refined(index, refine_source(piece, self.refine_from, self.verify), self.refine)
+                self._resident[number] = index
             scores, rows = index.search(queries, min(k, piece.count))
             keep = rows >= 0
             yield 0, [s[m] for s, m in zip(scores, keep)], [r[m] for r, m in zip(rows, keep)]
@@ -201,7 +214,8 @@ class DenseRetriever:
 
     def __init__(self, index: "str | Path | Sequence[str | Path]", encoder="minilm", device: str = "cpu",
                  batch_size: int = 64, truncate: str | None = None, max_concat_length: int | None = None,
-                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None):
+                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
+                 refine: float | None = None, refine_from: str | Path | None = None):
         from ..index.dense import resolve_device
 
         self.index = [Path(index)] if isinstance(index, (str, Path)) else [Path(path) for path in index]
@@ -209,7 +223,7 @@ class DenseRetriever:
         self.batch_size = int(batch_size)
         self.truncate, self.max_concat_length = truncate, max_concat_length
         self.searcher = DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
-                                      ef_search=ef_search)
+                                      ef_search=ef_search, refine=refine, refine_from=refine_from)
         self.encoder_spec = encoder
         self._encoders: dict = {}
 
@@ -271,7 +285,7 @@ class DenseRetriever:
 
         return {"encoder": str(self.encoder_spec), "index": [str(path) for path in self.index],
                 "index_meta": [index_meta(piece.path) for piece in self.searcher.pieces],
-                "nprobe": self.searcher.nprobe, "ef_search": self.searcher.ef_search}
+                "nprobe": self.searcher.nprobe, "ef_search": self.searcher.ef_search, "refine": self.searcher.refine}
 
     def _model_paths(self) -> list[Path]:
         spec = self.encoder_spec

@@ -54,6 +54,8 @@ class SearchSpec:
     verify: bool = True
     nprobe: int | None = None
     ef_search: int | None = None
+    refine: float | None = None
+    refine_from: str | None = None
     # fusion
     runs: list[str] = field(default_factory=list)
     rrf_k: float = 60
@@ -118,7 +120,8 @@ class SearchSpec:
                                 f"{', '.join(SPARSE_QUERY_TYPES)}")
             if len(self.index) != 1:
                 raise UserError(f"BM25 searches one Lucene index; got {len(self.index)}: {' '.join(self.index)}")
-            self._refuse("bm25", encoder=self.encoder, cv=self.cv, nprobe=self.nprobe, ef_search=self.ef_search)
+            self._refuse("bm25", encoder=self.encoder, cv=self.cv, nprobe=self.nprobe, ef_search=self.ef_search,
+                         refine=self.refine, refine_from=self.refine_from)
             return
         if self.query not in DENSE_QUERY_TYPES:
             raise UserError(f"--query {self.query} is a BM25 input; dense encoders take {', '.join(DENSE_QUERY_TYPES)}")
@@ -135,7 +138,7 @@ class SearchSpec:
 
     def inputs(self) -> list[Path]:
         """The files and folders this search reads: an output must be none of them."""
-        paths = [*self.index, *self.runs, self.rewrites, self.cv, self.encoder, self.topics]
+        paths = [*self.index, *self.runs, self.rewrites, self.cv, self.encoder, self.topics, self.refine_from]
         return [Path(path) for path in paths if path and Path(path).exists()]
 
     def check_output(self, output: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -173,7 +176,8 @@ class SearchSpec:
         else:
             options = dict(device=self.device, batch_size=self.batch_size or DEFAULT_DENSE_BATCH,
                            truncate=self.truncate, max_concat_length=self.max_concat_length, verify=self.verify,
-                           nprobe=self.nprobe, ef_search=self.ef_search)
+                           nprobe=self.nprobe, ef_search=self.ef_search, refine=self.refine,
+                           refine_from=self.refine_from)
             retriever = ConvDRRetriever(self.index, self.cv, **options) if self.retriever == "convdr" \
                 else DenseRetriever(self.index, self.encoder, **options)
             run = retriever.search(topics, query, self.hits, self.missing_rewrite)
@@ -202,7 +206,7 @@ class SearchSpec:
 
 
 _KINDS = {"hits": int, "threads": int, "batch_size": int, "fb_terms": int, "fb_docs": int, "concat_window": int,
-          "max_concat_length": int, "nprobe": int, "ef_search": int, "k1": float, "b": float,
+          "max_concat_length": int, "nprobe": int, "ef_search": int, "refine": float, "k1": float, "b": float,
           "original_query_weight": float, "rrf_k": float, "rm3": bool, "verify": bool, "index": list, "runs": list}
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", list: "a list", str: "a string"}
 
