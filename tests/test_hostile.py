@@ -380,15 +380,23 @@ def _big_collection(folder: Path, shared_data) -> Path:
 
 def _interrupt(argv: list[str], cwd: Path, ready, signum: int) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # SIGINT back to its default in the child: a shell starts background jobs with it ignored (nohup, `&`), and
+    # Python then keeps ignoring it, as a command run that way should
     process = subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while process.poll() is None and not ready() and time.time() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "the command finished before it could be interrupted"
-    time.sleep(0.5)
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=300)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 300
+        while process.poll() is None and not ready() and time.time() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the command finished before it could be interrupted"
+        time.sleep(0.5)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:  # never leave the command running after a failed check
+            process.kill()
+            process.wait()
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 

@@ -68,7 +68,8 @@ def plot_by_turn(
     measures = measures or list(next(iter(table.means.values())))
     columns = 2 if len(measures) == 4 else min(len(measures), 3)
     rows = -(-len(measures) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.6 * rows), squeeze=False)
+    # wide enough for a one-panel title and a legend of long run names
+    figure, axes = plt.subplots(rows, columns, figsize=(max(7.5, 4.8 * columns), 3.6 * rows), squeeze=False)
     for axis, measure in zip(axes.flat, measures):
         for run, by_measure in table.means.items():
             points = by_measure[measure]
@@ -87,5 +88,5 @@ def plot_by_turn(
         figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
     with atomic_output(path, "wb", inputs=inputs, overwrite=overwrite) as handle:
-        figure.savefig(handle, format="png", dpi=120)
+        figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
