@@ -134,9 +134,15 @@ def refine_source(piece: faiss_io.DenseIndexDir, source: str | os.PathLike | Non
     if not flat.flat or (flat.count, flat.dim) != (piece.count, piece.dim):
         raise UserError(f"--refine: {source} holds {flat.count} x {flat.dim} {'flat' if flat.flat else 'compressed'} "
                         f"vectors; {piece.path} needs its own {piece.count} x {piece.dim} flat index")
-    if faiss_io.sha256_of(flat.path / faiss_io.DOCID) != faiss_io.sha256_of(piece.path / faiss_io.DOCID):
+    if _docid_checksum(flat) != _docid_checksum(piece):
         raise UserError(f"--refine: {source} and {piece.path} have different docid files; not the same collection")
     return flat
+
+
+def _docid_checksum(folder: faiss_io.DenseIndexDir) -> str:
+    """The docid file's sha256: from meta.json when it was verified on opening, else hashed now."""
+    recorded = (folder.meta.get("checksums") or {}).get(faiss_io.DOCID)
+    return recorded if folder.verified and recorded else "sha256:" + faiss_io.sha256_of(folder.path / faiss_io.DOCID)
 
 
 def refined(index, flat: faiss_io.DenseIndexDir, k_factor: float):
