@@ -162,3 +162,33 @@ def finite_float(minimum: float = -math.inf, maximum: float = math.inf, *, exclu
 
 
 positive_float = finite_float(0.0, exclusive_minimum=True, what="a positive number")
+
+
+def add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--ray [ADDRESS]` and the worker sizes (see `convdr_pyserini._ray`); `what` says what runs on Ray."""
+    group = parser.add_argument_group("Ray (pip install 'convdr_pyserini[ray]'; docs/distributed.md)")
+    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help=f"run {what} on Ray: without ADDRESS on a local Ray instance, with `auto`, HOST:PORT or "
+                            "ray://HOST:PORT on that running cluster")
+    group.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+                       help="Ray workers (default: as many as the cluster's CPUs and GPUs hold)")
+    group.add_argument("--ray-cpus-per-worker", type=positive_float, default=1.0, metavar="C",
+                       help="CPUs of each worker, also its torch threads (default 1)")
+    group.add_argument("--ray-gpus-per-worker", type=finite_float(0.0, what="a number >= 0"), default=None,
+                       metavar="G", help="GPUs of each worker (default: 1 with --device cuda, else 0)")
+
+
+def ray_cluster(args: argparse.Namespace):
+    """The `RayCluster` of the --ray options, or None without --ray (then the sizes are refused)."""
+    from ._ray import RayCluster
+
+    if args.ray is None:
+        given = [name for name, value in (("--ray-workers", args.ray_workers),
+                                          ("--ray-gpus-per-worker", args.ray_gpus_per_worker),
+                                          ("--ray-cpus-per-worker", args.ray_cpus_per_worker != 1.0 or None))
+                 if value is not None]
+        if given:
+            raise UserError(f"{given[0]} needs --ray")
+        return None
+    return RayCluster(address=args.ray or None, workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker,
+                      gpus_per_worker=args.ray_gpus_per_worker or 0.0)
