@@ -13,6 +13,7 @@ the driver, where a `UserError` raised by a worker is reported as the same one-l
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -139,42 +140,37 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def gather(ray, refs: Sequence, on_wait: Callable[[], None] | None = None, poll_seconds: float = 2.0) -> list:
-    """The results of the tasks `refs`, in order; `on_wait` is called every `poll_seconds` while they run.
-
-    A `UserError` raised in a worker is raised here as it is (at once, not after the other tasks); a worker
-    that died more often than Ray retries it is a one-line UserError too.
-    """
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_seconds)
-        for ref in ready:
-            _get(ray, ref)
-        if on_wait is not None:
-            on_wait()
-    return [_get(ray, ref) for ref in refs]
-
-
-def run_on_pool(ray, actors: Sequence, call: Callable, items: Sequence,
+def run_on_pool(ray, workers: Sequence, call: Callable, items: Sequence,
                 on_wait: Callable[[], None] | None = None, poll_seconds: float = 2.0) -> list:
-    """`call(actor, item)` for every item, each actor taking the next item when it is free; the results in
-    item order (errors as in `gather`)."""
+    """`call(worker, item)` (which starts a Ray task or actor call) for every item, each worker taking the next
+    item when it is free; returns the results in item order. `workers` are actors, or slot numbers that cap how
+    many tasks run at once; `on_wait` is called every `poll_seconds` while they run (progress).
+
+    A `UserError` raised in a worker is raised here as it is, at once; a worker that died more often than Ray
+    retries it is a one-line UserError too.
+    """
     queue = list(enumerate(items))
     running: dict = {}
     results: dict[int, object] = {}
-    for actor in actors[:len(queue)]:
+    for worker in workers[:len(queue)]:
         number, item = queue.pop(0)
-        running[call(actor, item)] = (actor, number)
-    while running:
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_seconds)
-        for ref in ready:
-            actor, number = running.pop(ref)
-            results[number] = _get(ray, ref)
-            if queue:
-                following, item = queue.pop(0)
-                running[call(actor, item)] = (actor, following)
-        if on_wait is not None:
-            on_wait()
+        running[call(worker, item)] = (worker, number)
+    try:
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_seconds)
+            for ref in ready:
+                worker, number = running.pop(ref)
+                results[number] = _get(ray, ref)
+                if queue:
+                    following, item = queue.pop(0)
+                    running[call(worker, item)] = (worker, following)
+            if on_wait is not None:
+                on_wait()
+    except BaseException:  # an error or Ctrl-C: stop what still runs (its outputs stay resumable)
+        for ref in running:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        raise
     return [results[number] for number in range(len(items))]
 
 

@@ -50,7 +50,10 @@ class IndexWorker:
                                     fp16=config.fp16)
 
     def build(self, config: DenseIndexConfig) -> int:
-        """Build (or resume) one piece; returns its passage count."""
+        """Build (or resume) one piece; returns its passage count. A piece already finished (by an attempt
+        whose result Ray lost) is kept as it is."""
+        if (config.target / faiss_io.META).is_file():
+            return int(faiss_io.read_meta(config.target)["count"])
         return build_dense_index(config, encoder=self.encoder)["count"]
 
 
@@ -129,9 +132,13 @@ def _run_pieces(ray, cluster: RayCluster, gpus: float, pieces: list[DenseIndexCo
     options = cluster.worker_options(gpus)
     actors = [actor.options(**options).remote(todo[0], cluster.threads()) for _ in range(workers)]
     done = lambda: sum(done_passages(piece.target) for piece in pieces)  # noqa: E731
-    with progress_bar(total=total, initial=done(), unit="passage", unit_scale=True, desc="encoding") as bar:
-        counts = run_on_pool(ray, actors, lambda worker, piece: worker.build.remote(piece), todo,
-                             on_wait=lambda: bar.update(done() - bar.n))
+    try:
+        with progress_bar(total=total, initial=done(), unit="passage", unit_scale=True, desc="encoding") as bar:
+            counts = run_on_pool(ray, actors, lambda worker, piece: worker.build.remote(piece), todo,
+                                 on_wait=lambda: bar.update(done() - bar.n))
+    finally:  # stop the workers now (a failed run's pieces stay resumable), not whenever Ray collects them
+        for worker in actors:
+            ray.kill(worker, no_restart=True)
     logger.info("encoded %d pieces (%d passages)", len(counts), sum(counts))
 
 

@@ -16,11 +16,12 @@ from .data import mine_ranking_data
 __all__ = ["TrainConfig", "mine_ranking_data", "train"]
 
 
-def train(config: TrainConfig) -> dict:
-    """Train as `config` says (see `convdr_pyserini.train.training.train`); returns a summary."""
+def train(config: TrainConfig, cluster=None) -> dict:
+    """Train as `config` says (see `convdr_pyserini.train.training.train`), on Ray with `cluster` (a
+    `RayCluster`); returns a summary."""
     from .training import train as run
 
-    return run(config)
+    return run(config, cluster)
 
 
 make_module_callable(__name__, "train")
