@@ -127,6 +127,21 @@ def test_failed_run_then_dying_worker_resume_to_the_same_index(local_ray, collec
     assert same_index(output, collection / "single")
 
 
+def test_ray_search_of_the_pieces_is_the_single_process_run(local_ray, collection, tmp_path):
+    from convdr_pyserini.search.__main__ import main as search_main
+
+    for shard in ("0/2", "1/2"):
+        assert index_main(["dense", "--collection", str(collection / "docs"), "--output", str(tmp_path / "sharded"),
+                           *FAST, "--shard", shard]) == 0
+    query = ["--encoder", "minilm", "--topics", "convdr/cast20/mini", "--query", "manual", "--hits", "10"]
+    assert search_main([*query, "--index", str(collection / "single"), "--output", str(tmp_path / "single.trec")]) == 0
+    assert search_main([*query, "--index", str(tmp_path / "sharded"), "--output", str(tmp_path / "ray.trec"),
+                        "--ray", "--ray-workers", "2"]) == 0
+    assert (tmp_path / "ray.trec").read_text() == (tmp_path / "single.trec").read_text()
+    sidecar = json.loads((tmp_path / "ray.trec.json").read_text())
+    assert [meta["shard"]["index"] for meta in sidecar["index_meta"]] == [0, 1]
+
+
 @pytest.mark.parametrize("case", ["gpus", "workers_without_ray"])
 def test_bad_cluster_options_are_one_line(local_ray, collection, tmp_path, capsys, case):
     options = {"gpus": ["--ray", "--ray-gpus-per-worker", "1"], "workers_without_ray": ["--ray-workers", "2"]}[case]

@@ -274,12 +274,17 @@ def _references(condition: Condition) -> set[str]:
 
 
 def reproduce(matrix: Matrix, only: str | None = None, runs_dir: str | os.PathLike = "runs/reproduce",
-              models_dir: str | os.PathLike = "encoders/reproduce") -> MatrixResult:
-    """Produce and evaluate each condition (or only the one named `only`) against its expected scores."""
+              models_dir: str | os.PathLike = "encoders/reproduce", cluster=None) -> MatrixResult:
+    """Produce and evaluate each condition (or only the one named `only`) against its expected scores; with
+    `cluster` (a `RayCluster`), the training conditions are first trained as Ray tasks (`reproduce.distributed`)."""
     from ..evaluate import evaluate
 
     conditions = [matrix.condition(only)] if only else matrix.conditions
     runner = Runner(matrix, runs_dir, models_dir)
+    if cluster is not None:
+        from .distributed import train_on_ray
+
+        train_on_ray(runner, conditions, cluster)
     produced = [runner.produce(condition) for condition in conditions]
     ready = {entry.condition.name: entry.runs for entry in produced if entry.runs and not entry.error}
     from ..evaluate.presets import split_measure_string

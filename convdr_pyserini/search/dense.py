@@ -15,6 +15,7 @@ are re-scored exactly from the flat index they were compressed from (memory-mapp
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -210,20 +211,26 @@ class DenseRetriever:
 
     `query` is `raw`, `manual`, `automatic` (one utterance), ConvDR's conversational `no_res`, `man_can`,
     `auto_can`, or a `Rewrites` / mapping of texts. `truncate` and `max_concat_length` default to the card's.
+    With `cluster` (a `RayCluster`) the index is searched by Ray actors (`search.distributed`), same hits.
     """
 
     def __init__(self, index: "str | Path | Sequence[str | Path]", encoder="minilm", device: str = "cpu",
                  batch_size: int = 64, truncate: str | None = None, max_concat_length: int | None = None,
                  verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
-                 refine: float | None = None, refine_from: str | Path | None = None):
+                 refine: float | None = None, refine_from: str | Path | None = None, cluster=None):
         from ..index.dense import resolve_device
 
         self.index = [Path(index)] if isinstance(index, (str, Path)) else [Path(path) for path in index]
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.truncate, self.max_concat_length = truncate, max_concat_length
-        self.searcher = DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
-                                      ef_search=ef_search, refine=refine, refine_from=refine_from)
+        searcher = DenseSearcher
+        if cluster is not None:  # a RayCluster: the index pieces are searched by Ray actors
+            from .distributed import RaySearcher
+
+            searcher = functools.partial(RaySearcher, cluster=cluster)
+        self.searcher = searcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
+                                 ef_search=ef_search, refine=refine, refine_from=refine_from)
         self.encoder_spec = encoder
         self._encoders: dict = {}
 

@@ -1,0 +1,95 @@
+"""`search --ray`: the pieces of a dense index held by Ray actors, their hits merged exactly by the driver.
+
+Each actor opens some of the index's pieces (the `shard-I-of-N` folders of a sharded index; compressed
+pieces, HNSW included, as they are) with the single-process `DenseSearcher`, verifies them, keeps what that
+keeps resident, and answers every query batch with its own top k. A piece's scores do not depend on which
+process searches it, and each actor's top k is cut by (score descending, docid ascending), the order the
+driver merges by, so the merged hits are exactly those of a single process: identical run files. The driver
+encodes the queries and never loads vectors or docids. An unsharded index is one piece, searched by one
+actor; the pieces must be at the same path on every worker (a shared filesystem).
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._ray import RETRIES, RayCluster, connect, run_on_pool, set_threads, worker_count
+from ..errors import UserError
+from ..index import faiss_io
+
+logger = logging.getLogger(__name__)
+
+
+class PieceSearcher:
+    """A Ray actor: a `DenseSearcher` over some pieces of the index."""
+
+    def __init__(self, paths: list[str], options: dict, threads: int):
+        from .dense import DenseSearcher
+
+        set_threads(threads)
+        self.searcher = DenseSearcher(paths, **options)
+
+    def shape(self) -> tuple[int, int]:
+        """(dimension, vectors) of this actor's pieces."""
+        return self.searcher.dim, self.searcher.count
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        return self.searcher.search(queries, min(k, self.searcher.count))
+
+
+@dataclass(frozen=True)
+class RemotePiece:
+    """A piece another process holds: its folder (what the run's sidecar records)."""
+
+    path: Path
+
+
+class RaySearcher:
+    """`DenseSearcher`'s interface (`dim`, `count`, `pieces`, `check_dimension`, `search`) over Ray actors."""
+
+    def __init__(self, index_paths: Sequence[str | Path], cluster: RayCluster, device: str = "cpu",
+                 verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
+                 refine: float | None = None, refine_from: str | Path | None = None):
+        paths = [piece for path in index_paths for piece in faiss_io.shard_dirs(Path(path))]
+        self.pieces = [RemotePiece(path) for path in paths]
+        self.nprobe, self.ef_search, self.refine = nprobe, ef_search, refine
+        self._ray = ray = connect(cluster)
+        gpus = cluster.gpus_per_worker or (1.0 if device.startswith("cuda") else 0.0)
+        workers = min(worker_count(ray, cluster, gpus), len(paths))
+        options = dict(device="cuda" if device.startswith("cuda") else "cpu", verify=verify, nprobe=nprobe,
+                       ef_search=ef_search, refine=refine, refine_from=refine_from)
+        actor = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)(PieceSearcher)
+        shares = [[str(path) for path in paths[number::workers]] for number in range(workers)]
+        logger.info("searching %d index piece(s) on %d Ray worker(s)", len(paths), workers)
+        self._actors = [actor.options(**cluster.worker_options(gpus)).remote(share, options, cluster.threads())
+                        for share in shares]
+        shapes = run_on_pool(ray, self._actors, lambda worker, _: worker.shape.remote(), self._actors)
+        dims = {dim for dim, _ in shapes}
+        if len(dims) > 1:
+            raise UserError(f"index pieces have different dimensions: {sorted(dims)}")
+        self.dim = dims.pop()
+        self.count = sum(count for _, count in shapes)
+        if self.count == 0:
+            raise UserError(f"the index {', '.join(map(str, paths))} holds no vectors")
+
+    def check_dimension(self, dim: int, what: str) -> None:
+        """UserError unless `dim` (of the query encoder `what`) equals the index dimension."""
+        if dim != self.dim:
+            where = ", ".join(str(piece.path) for piece in self.pieces)
+            raise UserError(f"{what} produces {dim}-dimensional vectors but the index {where} holds {self.dim}-dimensional ones")
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """For each query vector, its top `k` (docid, score), score descending then docid ascending."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {self.dim})")
+        shared = self._ray.put(queries)
+        answers = run_on_pool(self._ray, self._actors, lambda worker, _: worker.search.remote(shared, k), self._actors)
+        return [heapq.nsmallest(k, (hit for answer in answers for hit in answer[query]),
+                                key=lambda hit: (-hit[1], hit[0]))
+                for query in range(len(queries))]
