@@ -178,6 +178,52 @@ def test_training_matrix_on_ray_is_the_sequential_one(local_ray, tmp_path, tiny_
             assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest(), name
 
 
+@pytest.mark.slow
+def test_reproduce_on_ray_is_the_sequential_matrix(local_ray, collection, tmp_path, tiny_model, topics_81_90, capsys):
+    """A matrix with one trained condition (2 folds) over 2 seeds: the same models, runs and table (but the
+    training seconds) as the sequential run with 1 thread."""
+    import re
+
+    import torch
+
+    from convdr_pyserini.reproduce.__main__ import main as reproduce_main
+
+    index = tmp_path / "tiny-index"
+    assert index_main(["dense", "--collection", str(collection / "docs"), "--encoder", str(tiny_model),
+                       "--output", str(index)]) == 0
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump({
+        "title": "t", "qrels": "convdr/cast20/mini", "measures": "nDCG@3", "seeds": [1, 2], "baselines": ["kd"],
+        "conditions": [{"name": "kd", "train": [{"name": "kd", "topics": str(topics_81_90), "teacher": str(tiny_model),
+                                                 "epochs": 1, "lr": 0.001, "cv": 2}],
+                        "search": {"retriever": "convdr", "topics": str(topics_81_90), "query": "no_res",
+                                   "index": str(index), "hits": 10}}]}))
+
+    def run(name, *extra):
+        return reproduce_main([str(matrix), "--runs-dir", str(tmp_path / name / "runs"), "--models-dir",
+                               str(tmp_path / name / "models"), "--table", str(tmp_path / name / "table.md"), *extra])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run("sequential") == 0
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    assert run("ray", "--ray", "--ray-cpus-per-worker", "1") == 0
+    log = capsys.readouterr().err
+    assert "training 2 condition-seed pairs on Ray" in log and "training stage" not in log  # Ray trained them all
+    for name in ("seed-1", "seed-2"):
+        a, b = (tmp_path / side / "runs" / "matrix" / f"kd.{name}.trec" for side in ("sequential", "ray"))
+        assert a.read_text() == b.read_text()
+        for fold in ("fold-0", "fold-1"):
+            a, b = (tmp_path / side / "models" / "matrix" / "kd" / name / "kd" / fold / "model.safetensors"
+                    for side in ("sequential", "ray"))
+            assert a.read_bytes() == b.read_bytes()
+    untimed = lambda side: re.sub(r"\| [0-9]+ / [0-9]+ \|", "| s |", (tmp_path / side / "table.md").read_text())  # noqa: E731
+    assert untimed("ray") == untimed("sequential")
+
+
 def _without_timings(path: Path):
     value = yaml.safe_load(path.read_text())
 
