@@ -164,8 +164,9 @@ def finite_float(minimum: float = -math.inf, maximum: float = math.inf, *, exclu
 positive_float = finite_float(0.0, exclusive_minimum=True, what="a positive number")
 
 
-def add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """`--ray [ADDRESS]` and the worker sizes (see `convdr_pyserini._ray`); `what` says what runs on Ray."""
+def add_ray_options(parser: argparse.ArgumentParser, what: str):
+    """`--ray [ADDRESS]` and the worker sizes (see `convdr_pyserini._ray`); `what` says what runs on Ray.
+    Returns the argument group (for a command's own Ray options)."""
     group = parser.add_argument_group("Ray (pip install 'convdr_pyserini[ray]'; docs/distributed.md)")
     group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                        help=f"run {what} on Ray: without ADDRESS on a local Ray instance, with `auto`, HOST:PORT or "
@@ -176,6 +177,7 @@ def add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
                        help="CPUs of each worker, also its torch threads (default 1)")
     group.add_argument("--ray-gpus-per-worker", type=finite_float(0.0, what="a number >= 0"), default=None,
                        metavar="G", help="GPUs of each worker (default: 1 with --device cuda, else 0)")
+    return group
 
 
 def ray_cluster(args: argparse.Namespace):

@@ -130,9 +130,8 @@ def test_failed_run_then_dying_worker_resume_to_the_same_index(local_ray, collec
 def test_ray_search_of_the_pieces_is_the_single_process_run(local_ray, collection, tmp_path):
     from convdr_pyserini.search.__main__ import main as search_main
 
-    for shard in ("0/2", "1/2"):
-        assert index_main(["dense", "--collection", str(collection / "docs"), "--output", str(tmp_path / "sharded"),
-                           *FAST, "--shard", shard]) == 0
+    assert build_on_ray(collection, tmp_path / "sharded", "--ray-pieces") == 0  # the --shard 0/2 and 1/2 layout
+    assert sorted(path.name for path in (tmp_path / "sharded").iterdir()) == ["shard-0-of-2", "shard-1-of-2"]
     query = ["--encoder", "minilm", "--topics", "convdr/cast20/mini", "--query", "manual", "--hits", "10"]
     assert search_main([*query, "--index", str(collection / "single"), "--output", str(tmp_path / "single.trec")]) == 0
     assert search_main([*query, "--index", str(tmp_path / "sharded"), "--output", str(tmp_path / "ray.trec"),

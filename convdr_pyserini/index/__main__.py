@@ -74,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--overwrite", action="store_true",
                        help="replace an existing index at OUTPUT, or discard a partial build made with other settings")
     _add_index_type(dense)
-    add_ray_options(dense, "the encoding (one piece per worker, merged into OUTPUT, on a filesystem every worker "
-                           "sees)")
+    ray = add_ray_options(dense, "the encoding (one piece per worker, merged into OUTPUT, on a filesystem every "
+                                 "worker sees)")
+    ray.add_argument("--ray-pieces", action="store_true",
+                     help="leave OUTPUT as the pieces (OUTPUT/shard-I-of-N, as --shard writes them) instead of merging "
+                          "them: what `search --ray` spreads over its workers")
 
     merge = commands.add_parser("merge", help="join the shard pieces of a dense build into one index",
                                 description="Join the pieces written by `index dense --shard I/N` (or torchrun) into "
@@ -112,7 +115,9 @@ def main(args: argparse.Namespace) -> int:
         if cluster is not None:
             from .distributed import build_dense_index_on_ray
 
-            build = functools.partial(build_dense_index_on_ray, cluster=cluster)
+            build = functools.partial(build_dense_index_on_ray, cluster=cluster, merge=not args.ray_pieces)
+        elif args.ray_pieces:
+            raise UserError("--ray-pieces needs --ray")
         build(DenseIndexConfig(
             collection=args.collection, encoder=args.encoder, output=args.output, batch_size=args.batch_size,
             max_length=args.max_length, chunk_size=args.chunk_size, fp16=args.fp16, shard=args.shard,

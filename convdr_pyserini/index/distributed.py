@@ -29,7 +29,7 @@ from pathlib import Path
 from .._progress import progress_bar
 from .._ray import RETRIES, RayCluster, connect, run_on_pool, set_threads, worker_count
 from ..errors import UserError
-from ..io.atomic import OutputLock, prepare_output
+from ..io.atomic import OutputLock, prepare_output, publish_directory
 from ..io.collections import open_collection
 from . import faiss_io
 from .dense import FLAT, DenseIndexConfig, build_dense_index, build_inputs, done_passages
@@ -62,10 +62,17 @@ def pieces_folder(output: Path) -> Path:
     return output.parent / f".{output.name}.ray"
 
 
-def build_dense_index_on_ray(config: DenseIndexConfig, cluster: RayCluster) -> dict:
-    """Build the index `config` describes with Ray workers (see the module docstring); returns its meta."""
+def build_dense_index_on_ray(config: DenseIndexConfig, cluster: RayCluster, merge: bool = True) -> dict:
+    """Build the index `config` describes with Ray workers (see the module docstring); returns its meta.
+
+    With `merge` False, OUTPUT is left as the pieces themselves (`OUTPUT/shard-I-of-P`, the layout of
+    `--shard I/P`), which `search --ray` spreads over its workers; the returned meta is then piece 0's.
+    """
     if config.shard is not None:
         raise UserError("--ray builds every piece itself; leave out --shard")
+    if not merge and config.index_type != FLAT:
+        raise UserError(f"unmerged pieces are flat; compress them with `index merge --index-type "
+                        f"{config.index_type}` (or leave out --ray-pieces)")
     output = Path(config.output)
     source = open_collection(config.collection)
     from ..encode import resolve_card
@@ -86,8 +93,14 @@ def build_dense_index_on_ray(config: DenseIndexConfig, cluster: RayCluster) -> d
                     output, count, work, len(todo), min(workers, max(1, len(todo))), cluster.cpus_per_worker, gpus)
         if todo:
             _run_pieces(ray, cluster, gpus, pieces, todo, min(workers, len(todo)), source.total)
-        meta = _merge(work, output, config)
-        shutil.rmtree(work)
+        if merge:
+            meta = _merge(work, output, config)
+            shutil.rmtree(work)
+        else:
+            (work / BUILD_RECORD).unlink()
+            publish_directory(work, output, overwrite=config.overwrite)
+            logger.info("wrote %s: %d pieces (not merged)", output, count)
+            meta = faiss_io.read_meta(output / faiss_io.shard_name(0, count))
     return meta
 
 
