@@ -11,7 +11,9 @@ Both sides encode the same passages with MiniLM (`--max-length`, `--chunk-size`,
 end with the same merged index (checked byte for byte); the time of each side runs from its first process start
 to the merged index. Printed: passages/s of each side, the ratio Ray / shards (goal >= 0.9), the Ray driver's
 peak RSS (from wait4) and the workers' peak RSS (the shard processes from wait4, the actors' VmHWM sampled
-from /proc), and /proc/loadavg before and after (the machine may be shared). The last line is one JSON object.
+from /proc), the rate at which one process reads and parses a collection to pick its chunks (what every worker
+pays for the whole collection), and /proc/loadavg before and after (the machine may be shared). The last line is
+one JSON object.
 """
 from __future__ import annotations
 
@@ -41,6 +43,22 @@ def collection(folder: Path, passages: int) -> Path:
     folder.mkdir()
     (folder / "docs.jsonl").write_text("\n".join(lines[:passages]) + "\n", encoding="utf-8")
     return folder
+
+
+def read_rate(docs: Path, folder: Path, copies: int = 100) -> float:
+    """Passages/s at which one process reads and parses a collection to pick its chunks (the cost every
+    worker pays for the whole collection): `copies` copies of the bench passages, as piece 0 of 2 reads them."""
+    from convdr_pyserini.index.dense import _own_chunks
+    from convdr_pyserini.io.collections import open_collection
+
+    folder.mkdir()
+    text = (docs / "docs.jsonl").read_text(encoding="utf-8")
+    (folder / "docs.jsonl").write_text(text * copies, encoding="utf-8")
+    source = open_collection(folder)
+    started = time.perf_counter()
+    for _ in _own_chunks(source.passages(), 4096, (0, 2), 0):
+        pass
+    return source.total / (time.perf_counter() - started)
 
 
 def run_children(commands: list[list[str]], env: dict) -> list[int]:
@@ -119,6 +137,7 @@ def main() -> None:
             sampler.join()
         finally:
             ray.shutdown()
+        reading = read_rate(docs, root / "copies")
         identical = all((root / "shards" / name).read_bytes() == (root / "ray" / name).read_bytes()
                         for name in ("index", "docid"))
     after = Path("/proc/loadavg").read_text().split()[:3]
@@ -130,12 +149,15 @@ def main() -> None:
           f"peak RSS shards {shard_peaks} MiB, merge {merge_peak} MiB")
     print(f"Ray actors + driver merge: {ray_seconds:7.1f} s  {ray_rate:7.1f} passages/s   "
           f"peak RSS driver {driver_peak} MiB, actors {actor_peaks} MiB")
+    print(f"collection read and parse rate of one process: {reading:,.0f} passages/s "
+          f"(38.6M passages: {38.6e6 / reading / 60:.0f} min per worker)")
     print(f"ratio Ray / shards: {ray_rate / shard_rate:.3f} (goal >= 0.9); identical index: {identical}; "
           f"loadavg before {' '.join(before)}, after {' '.join(after)}")
     print(json.dumps({"passages": args.passages, "shard_passages_per_s": round(shard_rate, 2),
                       "ray_passages_per_s": round(ray_rate, 2), "ratio": round(ray_rate / shard_rate, 3),
                       "driver_peak_rss_mib": driver_peak, "actor_peak_rss_mib": actor_peaks,
                       "shard_peak_rss_mib": shard_peaks, "merge_peak_rss_mib": merge_peak, "identical": identical,
+                      "read_passages_per_s": round(reading),
                       "loadavg_before": before, "loadavg_after": after}))
     if not identical:
         raise SystemExit("the two indexes differ")
