@@ -18,6 +18,7 @@ import yaml
 
 from convdr_pyserini.index.__main__ import main as index_main
 from convdr_pyserini.train.__main__ import main as train_main
+from test_train import tiny_model  # noqa: F401 (a fixture)
 
 FAST = ["--encoder", "minilm", "--max-length", "24", "--chunk-size", "8", "--batch-size", "8"]
 PASSAGES = 64
@@ -232,16 +233,6 @@ def _without_timings(path: Path):
         return [strip(val) for val in item] if isinstance(item, list) else item
 
     return strip(value)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from test_convdr_inputs import write_tiny_roberta_tokenizer
-    from test_encode import ance_state, write_transformers2_folder
-
-    folder = tmp_path_factory.mktemp("tiny_ance")
-    vocab = write_tiny_roberta_tokenizer(folder)
-    return write_transformers2_folder(folder, ance_state(len(vocab)), len(vocab))
 
 
 @pytest.fixture(scope="module")

@@ -77,9 +77,7 @@ class DenseSearcher:
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """For each query vector, its top `k` (docid, score), score descending then docid ascending."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {self.dim})")
+        queries = query_matrix(queries, self.dim)
         candidates: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(len(queries))]
         for number, piece in enumerate(self.pieces):
             offset = int(self._offsets[number])
@@ -195,6 +193,14 @@ class DenseSearcher:
             for position, docid in zip(where, self.pieces[number].docids.get(keys[where] - self._offsets[number])):
                 docids[position] = docid
         return docids
+
+
+def query_matrix(queries, dim: int) -> np.ndarray:
+    """Query vectors as a contiguous float32 (n, dim) matrix; another shape is a UserError."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {dim})")
+    return queries
 
 
 def _faiss_gpu_resources():

@@ -21,6 +21,7 @@ import numpy as np
 from .._ray import RETRIES, RayCluster, connect, run_on_pool, set_threads, worker_count
 from ..errors import UserError
 from ..index import faiss_io
+from .dense import DenseSearcher, query_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ class PieceSearcher:
     """A Ray actor: a `DenseSearcher` over some pieces of the index."""
 
     def __init__(self, paths: list[str], options: dict, threads: int):
-        from .dense import DenseSearcher
-
         set_threads(threads)
         self.searcher = DenseSearcher(paths, **options)
 
@@ -77,18 +76,11 @@ class RaySearcher:
         if self.count == 0:
             raise UserError(f"the index {', '.join(map(str, paths))} holds no vectors")
 
-    def check_dimension(self, dim: int, what: str) -> None:
-        """UserError unless `dim` (of the query encoder `what`) equals the index dimension."""
-        if dim != self.dim:
-            where = ", ".join(str(piece.path) for piece in self.pieces)
-            raise UserError(f"{what} produces {dim}-dimensional vectors but the index {where} holds {self.dim}-dimensional ones")
+    check_dimension = DenseSearcher.check_dimension  # it needs only `dim` and the pieces' paths
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """For each query vector, its top `k` (docid, score), score descending then docid ascending."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {self.dim})")
-        shared = self._ray.put(queries)
+        shared = self._ray.put(query_matrix(queries, self.dim))
         answers = run_on_pool(self._ray, self._actors, lambda worker, _: worker.search.remote(shared, k), self._actors)
         return [heapq.nsmallest(k, (hit for answer in answers for hit in answer[query]),
                                 key=lambda hit: (-hit[1], hit[0]))
