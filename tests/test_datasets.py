@@ -177,7 +177,7 @@ def test_unknown_dataset_id_lists_close_matches():
 
 
 def test_query_type_missing_from_dataset():
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics
     from convdr_pyserini.search.queries import field_text, sparse_texts
 
     record = queries("convdr/cast19")[0]
