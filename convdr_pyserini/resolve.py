@@ -36,6 +36,8 @@ def load_topics(source: "str | os.PathLike | Topics") -> Topics:
     """Topics from an ir_datasets id, a topics TSV or a CAsT JSON topics file (an existing path wins; a declared
     data file such as `cast-20/2020_manual_evaluation_topics_v1.0.json` is found like every upstream file)."""
     if isinstance(source, Topics):
+        if not len(source):
+            raise UserError(f"{{topics}} {source.source!r} hold no queries: give at least one query", "topics")
         return source
     _check_type("topics", source)
     path = local_path(source)
@@ -137,3 +139,5 @@ def _check_type(parameter: str, value: object) -> None:
     """A value that can be neither a path nor an id (None, a number) is a programming error, not bad input."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{parameter} must be a dataset id or a path, not {type(value).__name__}")
+    if not str(value).strip():
+        raise UserError(f"{{{parameter}}} is empty: give a dataset id or a path", parameter)

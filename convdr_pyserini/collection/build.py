@@ -123,7 +123,7 @@ def build_collection(
     Returns the summary (counts, inputs, fields).
     """
     if shard_size < 1:
-        raise UserError(f"--shard-size must be at least 1, got {shard_size}")
+        raise UserError(f"{{shard_size}} must be at least 1, got {shard_size}", "shard_size")
     output = Path(output)
     extra_inputs = extra_inputs or {}
     _check_inputs(sources, extra_inputs)
@@ -132,13 +132,14 @@ def build_collection(
     if output.exists():
         existing = _read_summary(output) if output.is_dir() else None
         if existing is None and (not output.is_dir() or any(output.iterdir())):
-            raise UserError(f"{output} exists and is not a collection written by this tool; choose another --output")
+            raise UserError(f"{output} exists and is not a collection written by this tool; choose another {{output}}",
+                            "output")
         if existing is not None and existing.get("signature") == signature:
             logger.info("%s already holds this collection (%s docs)", output, f"{existing['counts']['documents']:,}")
             return existing
         if existing is not None and not overwrite:
             raise UserError(f"{output} holds a collection built from other inputs or options; "
-                            "pass --overwrite to replace it")
+                            "pass {overwrite} to replace it", "overwrite")
     staging = output.parent / f".{output.name}.partial"
     with OutputLock(output):
         try:

@@ -111,7 +111,7 @@ def conversational_input(record, mode: str, response_text: Callable[[str], str] 
                  "automatic": "automatic_rewritten_utterance"}[mode]
         value = getattr(record, field, None)
         if value is None:
-            raise UserError(f"query {record.query_id} has no {field}, needed for --query {mode}")
+            raise UserError(f"query {record.query_id} has no {field}, needed for {{query}} {mode}", "query")
         return value
     history = list(getattr(record, "history", ()))
     result: dict = {"query": record.raw_utterance, "history": history}
@@ -121,8 +121,8 @@ def conversational_input(record, mode: str, response_text: Callable[[str], str] 
     ids = getattr(record, field, None)
     if ids is None:
         raise UserError(f"query {record.query_id} has no {field} (canonical responses exist in CAsT-20 only), "
-                        f"needed for --query {mode}")
+                        f"needed for {{query}} {mode}", "query")
     if response_text is None:
-        raise UserError(f"--query {mode} needs the collection to look up canonical responses")
+        raise UserError(f"{{query}} {mode} needs the collection to look up canonical responses", "query")
     result["responses"] = [response_text(ids[-1])] if ids else []
     return result

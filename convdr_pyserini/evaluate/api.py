@@ -70,9 +70,10 @@ def evaluate(
         raise UserError("runs is empty: give at least one run to evaluate")
     problems = []
     if isinstance(measures, str):
-        measures, problems = parse_measures(measures)
+        measures, rejected = parse_measures(measures)
+        problems = [f"{{measures}}: {problem}" for problem in rejected]
     if baseline is not None and baseline not in runs:
-        problems.append(f"baseline {baseline} is not one of the evaluated runs ({', '.join(runs)})")
+        problems.append(f"{{baseline}} {baseline} is not one of the evaluated runs ({', '.join(runs)})")
     known = None
     try:
         qrels, known = load_judgments(qrels, topics)
@@ -84,7 +85,7 @@ def evaluate(
     except InvalidInput as error:
         problems.extend(error.problems)
     if problems:
-        raise InvalidInput(problems)
+        raise InvalidInput(problems, "measures", "baseline")
     scored = []
     for name, members in loaded.items():
         member_scores = []

@@ -71,7 +71,7 @@ def parse_measures(text: str) -> tuple[list, list[str]]:
     measures, problems = [], []
     tokens = split_measure_string(text)
     if not tokens:
-        problems.append("--measures: no measure given")
+        problems.append("no measure given")
     for token in tokens:
         try:
             parsed = [ir_measures.parse_measure(token)]
@@ -79,7 +79,7 @@ def parse_measures(text: str) -> tuple[list, list[str]]:
             try:
                 parsed = list(ir_measures.parse_trec_measure(token))
             except Exception:  # noqa: BLE001
-                problems.append(f"--measures: {token!r} is rejected by ir_measures ({error})")
+                problems.append(f"{token!r} is rejected by ir_measures ({error})")
                 continue
         measures.extend(measure for measure in parsed if measure not in measures)
     return measures, problems

@@ -168,8 +168,11 @@ def write_eval_files(result: EvaluationResult, folder: str | os.PathLike | None 
             with atomic_output(path, inputs=[run_path, result.qrels.path], overwrite=True) as handle:
                 json.dump(record, handle, indent=1, sort_keys=True)
                 handle.write("\n")
-        except (UserError, OSError) as error:
-            failed.append(f"{path} ({getattr(error, 'strerror', None) or error})")
+        except UserError as error:  # it names the file
+            failed.append(str(error))
+            continue
+        except OSError as error:
+            failed.append(f"{path}: {error.strerror or error}")
             continue
         written.append(str(path))
     if failed:
