@@ -145,7 +145,7 @@ def build_collection(
         try:
             progress = _prepare_staging(staging, _fingerprint(sources, extra_inputs, shard_size, fields))
         except OSError as error:
-            raise UserError(f"cannot write {staging}: {error.strerror}") from None
+            raise UserError(f"cannot write {output}: {error.strerror}") from None
         if progress["shards"]:
             logger.info("resuming %s after %d complete shards", staging, progress["shards"])
         total_bytes = sum(source.path.stat().st_size for source in sources)
@@ -159,7 +159,7 @@ def build_collection(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         except OSError as error:
-            raise UserError(f"cannot write {staging}: {error.strerror}") from None
+            raise UserError(f"cannot write {output}: {error.strerror}") from None
         except BaseException:
             logger.warning("stopped; %d complete shards kept in %s: run the same command again to resume",
                            progress["shards"], staging)
