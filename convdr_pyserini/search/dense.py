@@ -222,9 +222,18 @@ def _rank(scores: np.ndarray, keys: np.ndarray, k: int, docids) -> tuple[np.ndar
         tied[:, 1:] |= tie
         tied[:, :-1] |= tie
         query, column = np.nonzero(tied)
-        names = np.array(docids.get(keys[query, column]))
+        names = _sortable_docids(docids, keys[query, column])
         keys[query, column] = keys[query, column][np.lexsort((names, -scores[query, column], query))]
     return keys[:, :k], scores[:, :k], valid[:, :k].sum(axis=1)
+
+
+def _sortable_docids(docids, keys: np.ndarray) -> np.ndarray:
+    """The docids of `keys` as an array that sorts as the strings do: their UTF-8 bytes (bytewise order is code
+    point order), or the strings themselves where a docid holds a NUL."""
+    text = docids.padded(keys)
+    if text is None or text.shape[1] == 0:
+        return np.array(docids.get(keys))
+    return text.view(f"S{text.shape[1]}").ravel()
 
 
 def _faiss_gpu_resources():
