@@ -265,3 +265,44 @@ def test_bad_mirror_file_is_refused_through_the_cli(tmp_path, monkeypatch, share
     assert datasets_cli.main(["summary", "convdr/cast19"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "2019qrels.txt" in err[0] and "refusing to use it" in err[0]
+
+
+def ir_datasets_export(argv, capsys):
+    """What ir_datasets' own `export` command writes for `argv` (the ids are registered in this process)."""
+    from ir_datasets.commands import export as ir_export
+
+    capsys.readouterr()
+    ir_export.main(argv)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["convdr/cast20/mini", "queries"],
+    ["convdr/cast20/mini", "queries", "--format", "jsonl", "--fields", "query_id", "manual_rewritten_utterance"],
+    ["convdr/cast20/mini", "qrels"],
+    ["convdr/cast19/judged", "qrels", "--format", "jsonl"],
+    ["convdr/cast20/mini", "docs", "--fields", "doc_id"],
+])
+def test_export_writes_what_ir_datasets_export_writes(argv, capsys):
+    assert datasets_cli.main(["export", *argv]) == 0
+    ours = capsys.readouterr().out
+    theirs = ir_datasets_export(argv, capsys)
+    assert ours == theirs and ours
+    first = ours.splitlines()[0]
+    if argv[1] == "qrels" and "--format" not in argv:
+        query_id, iteration, doc_id, grade = first.split(" ")
+        assert (iteration, grade.isdigit()) == ("0", True)
+    if argv[1] == "docs":
+        assert len(ours.splitlines()) == 1426
+
+
+def test_export_bad_options_are_one_line(capsys):
+    assert datasets_cli.main(["export", "convdr/cast20/mini", "queries", "--fields", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "no field 'nope'" in err and "raw_utterance" in err
+    assert datasets_cli.main(["export", "convdr/cast20/mini", "queries", "--format", "trec"]) == 2
+    assert "cannot be exported as 'trec'" in capsys.readouterr().err
+    assert datasets_cli.main(["export", "convdr/canard/dev", "qrels"]) == 2
+    assert "has no qrels" in capsys.readouterr().err
+    assert datasets_cli.main(["export", "convdr/cast20/minii", "qrels"]) == 2
+    assert "did you mean convdr/cast20/mini" in capsys.readouterr().err
