@@ -20,7 +20,7 @@ from ..io.qrels import Qrels
 from ..io.runs import Run
 from ..io.topics import Topics, load_topics
 from . import significance
-from .inputs import check_overlap, convert_convdr_ids, load_judgments, read_runs
+from .inputs import check_overlap, convert_convdr_ids, document_run, id_audit, load_judgments, read_runs
 from .presets import Preset, parse_measures
 
 logger = logging.getLogger(__name__)
@@ -206,13 +206,16 @@ def evaluate(
     topics: str | None = None,
     permutations: int = significance.PERMUTATIONS,
     seed: int = significance.SEED,
+    aggregate: str | None = None,
 ) -> EvaluationResult:
     """Score runs with ir_measures and, with `baseline` (a key of `runs`), test each against it.
 
     `qrels` is a `Qrels`, an ir_datasets id or a qrels file; `runs` maps a display name to a `Run`, a run
     file, a dict `{qid: {docid: score}}`, or a list of those (one condition over seeds); `measures` is an
-    ir_measures string (`"nDCG@3 RR(rel=2)"`) or a list of ir_measures objects. Every problem in the inputs
-    is gathered into one `InvalidInput`.
+    ir_measures string (`"nDCG@3 RR(rel=2)"`) or a list of ir_measures objects. `aggregate` (`maxp`, `firstp`,
+    `sump`, `meanp`, `cast21-published`) scores passage runs (`<docid>-<n>`) against document qrels as document
+    runs (`Run.documents`); a passage run against document qrels without it is refused. Every problem in the
+    inputs is gathered into one `InvalidInput`.
     """
     problems = []
     if isinstance(measures, str):
@@ -236,6 +239,7 @@ def evaluate(
         member_scores = []
         for run in members:
             convert_convdr_ids(run, qrels)
+            run = document_run(run, qrels, aggregate)
             member_scores.append(_score(run, qrels, measures, missing_as_zero, judged_only))
         scored.append(member_scores[0] if len(member_scores) == 1 else _condition(name, member_scores))
     result = EvaluationResult(qrels=qrels, measures=[str(measure) for measure in measures], runs=scored,
@@ -288,10 +292,12 @@ def _score(run: Run, qrels: Qrels, measures: list, missing_as_zero: bool, judged
     unjudged = sum(qid not in qrels.judgments for qid in run)
     if unjudged:
         notes.append(f"{unjudged} of its {len(run)} queries have no judgements and are not scored")
-    warning = check_overlap(run, qrels)
-    if warning:
-        logger.warning("%s: %s", run.name, warning)
-        notes.append(f"warning: {warning}")
+    audit, audit_warning = id_audit(run, qrels)
+    notes.extend(audit)
+    for warning in (check_overlap(run, qrels), audit_warning):
+        if warning:
+            logger.warning("%s: %s", run.name, warning)
+            notes.append(f"warning: {warning}")
     judgments = qrels.judgments
     if not missing_as_zero:
         judgments = {qid: docs for qid, docs in judgments.items() if qid in run.hits}

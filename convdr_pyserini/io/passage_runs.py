@@ -58,10 +58,14 @@ def check_passage_ids(docids: Iterable[str], name: str, aggregate: str) -> None:
                     f"(e.g. {', '.join(others)}): the run mixes passages and documents; --aggregate needs passages only")
 
 
-def aggregate_hits(hits: Iterable[tuple[str, float]], aggregate: str) -> dict[str, float]:
-    """`{document id: score}` of one query's passage hits under `aggregate` (ids must be passage ids)."""
+def check_aggregation(aggregate: str) -> None:
     if aggregate not in AGGREGATIONS:
         raise UserError(f"unknown aggregation {aggregate!r}; expected one of {', '.join(AGGREGATIONS)}")
+
+
+def aggregate_hits(hits: Iterable[tuple[str, float]], aggregate: str) -> dict[str, float]:
+    """`{document id: score}` of one query's passage hits under `aggregate` (ids must be passage ids)."""
+    check_aggregation(aggregate)
     scores: dict[str, list[tuple[int, float]]] = {}
     for passage_id, score in hits:
         if aggregate == "cast21-published":

@@ -165,8 +165,9 @@ class Run:
         """The document run of a passage run (ids `<docid>-<n>`): each document scored by `aggregate` (`maxp`,
         `firstp`, `sump`, `meanp` or `cast21-published`; see `convdr_pyserini.io.passage_runs`), ranked by score
         then document id. Ids that are not all passage ids are a UserError."""
-        from .passage_runs import aggregate_hits, check_passage_ids
+        from .passage_runs import aggregate_hits, check_aggregation, check_passage_ids
 
+        check_aggregation(aggregate)
         check_passage_ids(self.docids(), str(self.path or self.name), aggregate)
         hits = {query_id: aggregate_hits(found, aggregate).items() for query_id, found in self.hits.items()}
         return Run.from_hits(hits, name=self.name, tag=self.tag, sources=self.sources,
