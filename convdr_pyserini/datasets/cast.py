@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, get_type_hints
 
 from ..errors import UserError
 from ..io.text import read_json, required_field as field
@@ -48,25 +48,16 @@ class Cast20Query(NamedTuple):
         return self.raw_utterance
 
 
-class Cast21Query(NamedTuple):
+_CAST21_PASSAGES = [("manual_canonical_passage", Optional[str]), ("automatic_canonical_passage", Optional[str]),
+                    ("history_manual_canonical_passages", Optional[tuple[str, ...]]),
+                    ("history_automatic_canonical_passages", Optional[tuple[str, ...]])]
+
+
+class Cast21Query(NamedTuple("Cast21Fields", [*get_type_hints(Cast20Query).items(), *_CAST21_PASSAGES])):
     """A CAsT-21 turn: the CAsT-20 fields (canonical result ids are passage ids `<docid>-<n>`) plus the canonical
     passages' texts, which the 2021 topic files carry, for this turn and the previous ones."""
 
-    query_id: str
-    topic_number: int
-    turn_number: int
-    raw_utterance: str
-    manual_rewritten_utterance: Optional[str]
-    automatic_rewritten_utterance: Optional[str]
-    history: tuple[str, ...]
-    manual_canonical_result_id: Optional[str]
-    automatic_canonical_result_id: Optional[str]
-    history_manual_canonical_result_ids: Optional[tuple[str, ...]]
-    history_automatic_canonical_result_ids: Optional[tuple[str, ...]]
-    manual_canonical_passage: Optional[str]
-    automatic_canonical_passage: Optional[str]
-    history_manual_canonical_passages: Optional[tuple[str, ...]]
-    history_automatic_canonical_passages: Optional[tuple[str, ...]]
+    __slots__ = ()
 
     def default_text(self) -> str:
         return self.raw_utterance
