@@ -177,7 +177,7 @@ def test_unknown_dataset_id_lists_close_matches():
 
 
 def test_query_type_missing_from_dataset():
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics
     from convdr_pyserini.search.queries import field_text, sparse_texts
 
     record = queries("convdr/cast19")[0]
@@ -369,7 +369,7 @@ def test_a_topics_file_of_another_year_is_one_line(shared_data, tmp_path):
         cast.cast21_queries(cast20, cast21)
     with pytest.raises(UserError, match="topic 106 is not a cast20 topic"):
         cast.cast20_queries(shared_data / "cast-21/2021_manual_evaluation_topics_v1.0.json", cast21)
-    from convdr_pyserini.io.topics import load_topics
+    from convdr_pyserini.resolve import load_topics
 
     loaded = load_topics(str(cast21))  # any year's file read as a topics file: CAsT-21 records
     assert isinstance(loaded.queries[0], cast.Cast21Query) and len(loaded) == 239

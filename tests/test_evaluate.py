@@ -52,7 +52,7 @@ def pytrec_per_query(qrels, run, measure, judged_only=False):
 
 @pytest.fixture(scope="module")
 def runs(shared_data, tmp_path_factory):
-    """The two published runs copied to a writable folder (their .eval.json goes next to them)."""
+    """The two published runs copied to a writable folder (a saved .eval.json goes next to them)."""
     folder = tmp_path_factory.mktemp("runs")
     for name in PUBLISHED:
         shutil.copy(shared_data / RUNS / name, folder / name)
@@ -95,6 +95,9 @@ def test_cli_writes_eval_json_and_states_the_conventions(runs, capsys):
     out = capsys.readouterr().out
     assert "preset cast20" in out and "grade >= 2" in out
     assert "trec_eval default" in out
+    assert not list(runs.glob("*.eval.json"))  # saving per-query results is asked for, never done by default
+    assert main(["--qrels", "convdr/cast20", "--run", str(human), str(original), "--save-eval"]) == 0
+    assert capsys.readouterr().out == out
     saved = json.loads((runs / "Human_reranked_100.txt.eval.json").read_text())
     assert saved["measures"] == ["nDCG@3", "RR(rel=2)", "R(rel=2)@100"]
     assert round(saved["runs"][0]["aggregate"]["nDCG@3"], 4) == 0.4789

@@ -18,7 +18,8 @@ from ..errors import InvalidInput, UserError
 from ..io.qrels import Qrels
 from ..io.passage_runs import AGGREGATIONS, passage_share, split_passage_id
 from ..io.runs import Run
-from ..io.topics import Topics, load_topics
+from ..io.topics import Topics
+from ..resolve import load_qrels, load_topics
 
 logger = logging.getLogger(__name__)
 RunInput = "Run | str | os.PathLike | Mapping[str, Mapping[str, float]]"
@@ -31,7 +32,7 @@ AUDIT_MINIMUM = 10  # top-10 ids a source needs before it is compared
 
 def load_judgments(qrels: "Qrels | str | os.PathLike", topics: str | None = None) -> tuple[Qrels, Topics | None]:
     """The qrels and the topics whose query ids runs may use: `topics`, else the qrels' own dataset's."""
-    qrels = Qrels.load(qrels)
+    qrels = load_qrels(qrels)
     source = topics or (None if qrels.path is not None else qrels.source)
     known = None
     if source is not None:

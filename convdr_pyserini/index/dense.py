@@ -29,7 +29,8 @@ import numpy as np
 from .._progress import progress_bar
 from ..errors import UserError
 from ..io.atomic import OutputLock, prepare_output, publish_directory
-from ..io.collections import CollectionSource, open_collection
+from ..io.collections import CollectionSource
+from ..resolve import open_collection
 from . import faiss_io
 
 logger = logging.getLogger(__name__)

@@ -233,7 +233,7 @@ def write_sidecar(run_path: PathLike, params: Mapping, inputs: Iterable[PathLike
 
 def package_versions() -> dict[str, str]:
     """Versions of Python, this package and the libraries a run depends on (absent ones left out)."""
-    from .. import __version__
+    from .._version import __version__
 
     versions = {"python": platform.python_version(), "convdr_pyserini": __version__}
     for name in ("pyserini", "ir_datasets", "ir_measures", "torch", "transformers", "faiss-cpu"):

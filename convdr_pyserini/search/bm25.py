@@ -35,7 +35,8 @@ from typing import Mapping
 from .._progress import progress_bar
 from ..errors import UserError
 from ..io.runs import Run
-from ..io.topics import Topics, load_topics
+from ..io.topics import Topics
+from ..resolve import load_topics
 
 logger = logging.getLogger(__name__)
 

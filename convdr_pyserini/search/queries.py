@@ -101,7 +101,9 @@ def dense_inputs(topics: Topics, query: "str | Mapping[str, str]", missing_rewri
         texts, info = rewritten_texts(topics, query, missing_rewrite)
         return texts, texts, "manual", {"query_type": "rewrite", "rewrites": info}
     check_field(topics, kind)
-    response_text = topics.response_lookup() if kind in ("man_can", "auto_can") else None
+    from ..resolve import response_lookup
+
+    response_text = response_lookup(topics) if kind in ("man_can", "auto_can") else None
     inputs = {record.query_id: conversational_input(record, kind, response_text) for record in topics}
     shown = {record.query_id: field_text(record, kind) if kind in FIELDS else concat_text(record) for record in topics}
     return inputs, shown, kind, {"query_type": kind}

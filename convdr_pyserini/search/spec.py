@@ -155,7 +155,7 @@ class SearchSpec:
             self.check_output(output, overwrite)
         if format == "openmatch" and not self.topics:
             raise UserError("the openmatch format needs --topics (for the query texts and the qrels labels)")
-        from ..io.topics import load_topics
+        from ..resolve import load_topics, topics_dataset
         from .bm25 import RM3, BM25Retriever
         from .dense import ConvDRRetriever, DenseRetriever
         from .fusion import fuse_rrf
@@ -182,7 +182,8 @@ class SearchSpec:
                 else DenseRetriever(self.index, self.encoder, **options)
             run = retriever.search(topics, query, self.hits, self.missing_rewrite)
         if format == "openmatch":
-            store = topics.dataset().docs_store() if topics.dataset() is not None else None
+            dataset = topics_dataset(topics)
+            store = dataset.docs_store() if dataset is not None else None
             if store is None:
                 raise UserError("the openmatch format with a topics file needs BM25 (its index stores the texts)")
             doc_text = lambda docid: store.get(docid).text  # noqa: E731
@@ -198,7 +199,9 @@ class SearchSpec:
         return load_rewrites(self.rewrites)
 
     def _write(self, run: Run, output, format: str, tag: str | None, overwrite: bool, topics, doc_text) -> Run:
-        qrels = topics.qrels() if format == "openmatch" and topics is not None else None
+        from ..resolve import topics_qrels
+
+        qrels = topics_qrels(topics) if format == "openmatch" and topics is not None else None
         run.write(output, tag=tag, format=format, overwrite=overwrite, doc_text=doc_text,
                   qrels=None if qrels is None else qrels.judgments, inputs=self.inputs(),
                   extra={"search": dataclasses.asdict(self)})

@@ -183,11 +183,11 @@ def mine_ranking_data(topics: str, run: str | Path, output: str | Path, negative
     passage and `negatives` sampled from the teacher's `run` on manual rewrites. Returns counts."""
     from ..io.atomic import atomic_output, prepare_output
     from ..io.runs import Run
-    from ..io.topics import load_topics
+    from ..resolve import load_topics, topics_qrels
 
     prepare_output(output, [run, collection], overwrite)
     topics = load_topics(topics)
-    qrels = topics.qrels()
+    qrels = topics_qrels(topics)
     if qrels is None:
         raise UserError(f"{topics.source} has no qrels to take positives and judged negatives from")
     query_ids = topics.ids()
