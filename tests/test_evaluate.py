@@ -229,7 +229,7 @@ def test_qrels_conflicting_grades_and_unknown_source(tmp_path, capsys):
     run.write_text("81_1 Q0 MARCO_1 1 1.0 t\n")
     assert main(["--qrels", str(qrels), "--run", str(run), "--measures", "RR"]) == 2
     assert f"{qrels}:2: document MARCO_1 of query 81_1 is graded 3 here but 1 on line 1" in capsys.readouterr().err
-    assert main(["--qrels", "convdr/cast21", "--run", str(run), "--measures", "RR"]) == 2
+    assert main(["--qrels", "convdr/cast22", "--run", str(run), "--measures", "RR"]) == 2
     assert "neither a file nor a known dataset id" in capsys.readouterr().err
 
 

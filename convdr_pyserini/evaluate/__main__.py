@@ -19,6 +19,7 @@ import sys
 
 from .._cli import ArgumentParser, cli_main
 from ..errors import UserError
+from ..io.passage_runs import AGGREGATIONS
 
 logger = logging.getLogger("convdr_pyserini.evaluate")
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     choice.add_argument(
         "--preset",
-        choices=["cast19", "cast20", "orquac"],
+        choices=["cast19", "cast20", "cast21", "orquac"],
         help="a dataset's customary measures and relevance convention (default: from the qrels' dataset id)",
     )
     parser.add_argument("--topics", metavar="ID", help="ir_datasets id whose query ids the runs may use (for a qrels file)")
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="average over every judged query, a query the run lacks scoring 0 (trec_eval -c); "
         "default: average over the judged queries present in the run (trec_eval's default)",
     )
+    parser.add_argument("--aggregate", choices=AGGREGATIONS,
+                        help="score passage runs (ids <docid>-<n>, CAsT-21) against document qrels as document runs: "
+                        "maxp (best passage), firstp (lowest-numbered retrieved passage), sump, meanp, or "
+                        "cast21-published (the organizers' rule, to reproduce their published numbers)")
     parser.add_argument("--judged-only", action="store_true", help="remove unjudged documents from the runs before scoring")
     parser.add_argument("--per-query", action="store_true", help="also print each query's values")
     parser.add_argument("--by-turn", metavar="PLOT.png", help="print each measure by turn number and plot it to this PNG")
@@ -111,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
     measures, preset = _measures_and_preset(args)
     result = evaluate(args.qrels, {**runs, **conditions}, measures, baseline=baseline,
                       missing_as_zero=args.missing_as_zero, judged_only=args.judged_only, preset=preset,
-                      topics=args.topics)
+                      topics=args.topics, aggregate=args.aggregate)
     turns = None
     if args.by_turn:
         turns = result.by_turn(args.by_turn, overwrite=args.overwrite)

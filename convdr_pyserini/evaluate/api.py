@@ -12,7 +12,7 @@ from ..resolve import load_topics
 from . import significance
 from .by_turn import by_turn, plot_by_turn
 from .engine import compare_with_baseline, score_condition, score_run
-from .inputs import convert_convdr_ids, load_judgments, read_runs
+from .inputs import convert_convdr_ids, document_run, load_judgments, read_runs
 from .presets import Preset, parse_measures
 from .report import render, write_eval_files, write_markdown_table
 from .result import EvaluationResult, TurnTable
@@ -56,13 +56,16 @@ def evaluate(
     topics: str | None = None,
     permutations: int = significance.PERMUTATIONS,
     seed: int = significance.SEED,
+    aggregate: str | None = None,
 ) -> Report:
     """Score runs with ir_measures and, with `baseline` (a key of `runs`), test each against it.
 
     `qrels` is a `Qrels`, an ir_datasets id or a qrels file; `runs` maps a display name to a `Run`, a run
     file, a dict `{qid: {docid: score}}`, or a list of those (one condition over seeds); `measures` is an
-    ir_measures string (`"nDCG@3 RR(rel=2)"`) or a list of ir_measures objects. Every problem in the inputs
-    is gathered into one `InvalidInput`.
+    ir_measures string (`"nDCG@3 RR(rel=2)"`) or a list of ir_measures objects. `aggregate` (`maxp`, `firstp`,
+    `sump`, `meanp`, `cast21-published`) scores passage runs (`<docid>-<n>`) against document qrels as document
+    runs (`Run.documents`); a passage run against document qrels without it is refused. Every problem in the
+    inputs is gathered into one `InvalidInput`.
     """
     if not isinstance(runs, Mapping):
         raise TypeError(f"runs must be a mapping of names to runs, not {type(runs).__name__}")
@@ -91,6 +94,7 @@ def evaluate(
         member_scores = []
         for run in members:
             convert_convdr_ids(run, qrels)
+            run = document_run(run, qrels, aggregate)
             member_scores.append(score_run(run, qrels, measures, missing_as_zero, judged_only))
         scored.append(member_scores[0] if len(member_scores) == 1 else score_condition(name, member_scores))
     measure_names = [str(measure) for measure in measures]
