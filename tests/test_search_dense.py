@@ -208,7 +208,7 @@ def test_canonical_responses_for_man_can(shared_data):
     """man_can/auto_can inputs carry the previous turn's canonical passage, also for the full collection."""
     from convdr_pyserini import datasets
     from convdr_pyserini.encode import conversational_input
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics, response_lookup
 
     mini = datasets.load(MINI)
     record = next(q for q in mini.queries_iter() if q.query_id == "81_3")
@@ -217,7 +217,7 @@ def test_canonical_responses_for_man_can(shared_data):
     # the mini collection, which holds every CAsT-20 canonical passage; so does a CAsT JSON topics file
     manual_json = shared_data / "cast-20" / "2020_manual_evaluation_topics_v1.0.json"
     for topics in (load_topics(MINI), load_topics("convdr/cast20"), load_topics(manual_json)):
-        lookup = topics.response_lookup()
+        lookup = response_lookup(topics)
         text = lookup(previous)
         assert text == mini.docs_store().get(previous).text and len(text) > 50
         assert conversational_input(topics["81_3"], "man_can", lookup)["responses"] == [text]

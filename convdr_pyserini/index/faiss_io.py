@@ -5,8 +5,8 @@ format (header, then float32 rows), so neither the builder nor the block searche
 whole matrix in memory, and `faiss.read_index` (hence Pyserini's `FaissSearcher`) reads the file as is.
 
 Opening an index verifies its files against the sha256 checksums in `meta.json`. A verified file is recorded
-in `.verified.json` in the folder by size and modification time, so that repeated searches of a large index
-do not hash it again; a file that changed is hashed (and refused if it differs) the next time.
+in the user's cache (`verified.py`), never in the index folder, so that repeated searches of a large index do
+not hash it again; a file that changed, moved or was replaced is hashed (and refused if it differs) the next time.
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ import numpy as np
 from ..errors import UserError
 from ..files import sha256_of
 from ..io.text import read_json
+from . import verified
 
 logger = logging.getLogger(__name__)
 META = "meta.json"
-VERIFIED = ".verified.json"
 INDEX = "index"
 DOCID = "docid"
 FORMAT = "convdr_pyserini.dense/1"
@@ -238,39 +238,25 @@ def open_index_dir(path: str | os.PathLike, verify: bool = True) -> DenseIndexDi
 def verify_checksums(path: Path, meta: dict) -> bool:
     """Check `index` and `docid` against the sha256 in meta.json; False when meta.json records none.
 
-    A file whose size and modification time match the record in `.verified.json` is not hashed again.
+    A file recorded as verified (same real path, inode, size and times; see `verified`) is not hashed again.
     """
     checksums = meta.get("checksums")
     if not isinstance(checksums, dict):
         logger.debug("%s has no checksums in meta.json (not built by convdr_pyserini); not verified", path)
         return False
-    record_file = path / VERIFIED
-    try:
-        record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
-    except (ValueError, UnicodeDecodeError, OSError):
-        record = {}
-    updated = {}
     for name in (INDEX, DOCID):
         expected = checksums.get(name)
         if not isinstance(expected, str):
             raise UserError(f"{path / META}: no checksum for {name}; rebuild the index")
-        stat = (path / name).stat()
-        stamp = [stat.st_size, stat.st_mtime_ns, expected]
-        if isinstance(record, dict) and record.get(name) == stamp:
-            updated[name] = stamp
+        file = verified.identity(path / name, expected)  # before hashing: a change meanwhile is seen next time
+        if verified.is_verified(file):
             continue
         actual = "sha256:" + sha256_of(path / name)
         if actual != expected:
             raise UserError(f"{path / name} has {actual} but meta.json records {expected}: the index is corrupt or "
                             "was modified; rebuild it (or search it anyway with --no-verify)")
-        updated[name] = stamp
-    if updated != record:
-        tmp = path / f".{VERIFIED}.{os.getpid()}.tmp"
-        try:
-            tmp.write_text(json.dumps(updated), encoding="utf-8")
-            os.replace(tmp, record_file)
-        except OSError:  # a read-only index: verify again next time
-            tmp.unlink(missing_ok=True)
+        logger.debug("verified %s against meta.json", path / name)
+        verified.remember(file)
     return True
 
 

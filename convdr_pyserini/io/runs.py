@@ -275,6 +275,18 @@ class Run:
             per_query = [len(found) for found in self.hits.values()]
         return {"queries": len(per_query), "hits": sum(per_query), "queries_without_hits": per_query.count(0)}
 
+    def documents(self, aggregate: str = "maxp") -> "Run":
+        """The document run of a passage run (ids `<docid>-<n>`): each document scored by `aggregate` (`maxp`,
+        `firstp`, `sump`, `meanp` or `cast21-published`; see `convdr_pyserini.io.passage_runs`), ranked by score
+        then document id. Ids that are not all passage ids are a UserError."""
+        from .passage_runs import aggregate_hits, check_aggregation, check_passage_ids
+
+        check_aggregation(aggregate)
+        check_passage_ids(self.docids(), str(self.path or self.name), aggregate)
+        hits = {query_id: aggregate_hits(found, aggregate).items() for query_id, found in self.hits.items()}
+        return Run.from_hits(hits, name=self.name, tag=self.tag, sources=self.sources,
+                             metadata={**self.metadata, "aggregate": aggregate}, notes=list(self.notes))
+
     # -- writing -------------------------------------------------------------------------------------------
     def write(self, path: PathLike, *, tag: str | None = None, format: str = "trec", overwrite: bool = False,
               qrels: Mapping[str, Mapping[str, int]] | None = None, doc_text: Callable[[str], str] | None = None,
@@ -340,7 +352,7 @@ def write_sidecar(run_path: PathLike, params: Mapping, inputs: Iterable[PathLike
 
 def package_versions() -> dict[str, str]:
     """Versions of Python, this package and the libraries a run depends on (absent ones left out)."""
-    from .. import __version__
+    from .._version import __version__
 
     versions = {"python": platform.python_version(), "convdr_pyserini": __version__}
     for name in ("pyserini", "ir_datasets", "ir_measures", "torch", "transformers", "faiss-cpu"):

@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import UserError
 from ..index import faiss_io
 from ..io.runs import HitArrays, Run
-from ..io.topics import Topics, load_topics
+from ..io.topics import Topics
+from ..resolve import load_topics
 
 logger = logging.getLogger(__name__)
 
