@@ -49,7 +49,7 @@ def read_rate(docs: Path, folder: Path, copies: int = 100) -> float:
     """Passages/s at which one process reads and parses a collection to pick its chunks (the cost every
     worker pays for the whole collection): `copies` copies of the bench passages, as piece 0 of 2 reads them."""
     from convdr_pyserini.index.dense import _own_chunks
-    from convdr_pyserini.io.collections import open_collection
+    from convdr_pyserini.resolve import open_collection
 
     folder.mkdir()
     text = (docs / "docs.jsonl").read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Callable, Iterator
 
-from .errors import InvalidInput, UserError
+from .errors import UserError
 
 MAX_INT = 2**31 - 1  # Java's int: what Lucene and faiss take as a count
 
@@ -84,10 +84,24 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def report(error: UserError) -> int:
-    """Print a UserError (each problem of an InvalidInput) as `error:` lines; returns exit code 2."""
-    problems = error.problems if isinstance(error, InvalidInput) else [str(error)]
-    for problem in problems:
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's destination (the library's parameter name) -> its long flag, subcommands included."""
+    names: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                names.update(flag_names(subparser))
+            continue
+        flags = [flag for flag in action.option_strings if flag.startswith("--")]
+        if flags:
+            names.setdefault(action.dest, flags[0])
+    return names
+
+
+def report(error: UserError, flags: dict[str, str] | None = None) -> int:
+    """Print a UserError (each problem of an InvalidInput) as `error:` lines, the parameters it names shown as
+    their `flags`; returns exit code 2."""
+    for problem in error.render(flags or {}):
         print(f"error: {problem}", file=sys.stderr)
     return 2
 
@@ -111,7 +125,7 @@ def cli_main(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable:
                 try:
                     return int(run(args) or 0)
                 except UserError as error:
-                    return report(error)
+                    return report(error, flag_names(parser))
                 except KeyboardInterrupt as interrupt:
                     print("interrupted", file=sys.stderr)
                     return 143 if isinstance(interrupt, Terminated) else 130
@@ -165,18 +179,18 @@ positive_float = finite_float(0.0, exclusive_minimum=True, what="a positive numb
 
 
 def add_ray_options(parser: argparse.ArgumentParser, what: str):
-    """`--ray [ADDRESS]` and the worker sizes (see `convdr_pyserini._ray`); `what` says what runs on Ray.
-    Returns the argument group (for a command's own Ray options)."""
+    """`--ray [ADDRESS]` and the worker sizes (see `convdr_pyserini._ray`; the destinations are `RayCluster`'s
+    parameters); `what` says what runs on Ray. Returns the argument group (for a command's own Ray options)."""
     group = parser.add_argument_group("Ray (pip install 'convdr_pyserini[ray]'; docs/distributed.md)")
-    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+    group.add_argument("--ray", dest="address", nargs="?", const="", default=None, metavar="ADDRESS",
                        help=f"run {what} on Ray: without ADDRESS on a local Ray instance, with `auto`, HOST:PORT or "
                             "ray://HOST:PORT on that running cluster")
-    group.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+    group.add_argument("--ray-workers", dest="workers", type=positive_int, default=None, metavar="N",
                        help="Ray workers (default: as many as the cluster's CPUs and GPUs hold)")
-    group.add_argument("--ray-cpus-per-worker", type=positive_float, default=1.0, metavar="C",
-                       help="CPUs of each worker, also its torch threads (default 1)")
-    group.add_argument("--ray-gpus-per-worker", type=finite_float(0.0, what="a number >= 0"), default=None,
-                       metavar="G", help="GPUs of each worker (default: 1 with --device cuda, else 0)")
+    group.add_argument("--ray-cpus-per-worker", dest="cpus_per_worker", type=positive_float, default=None,
+                       metavar="C", help="CPUs of each worker, also its torch threads (default 1)")
+    group.add_argument("--ray-gpus-per-worker", dest="gpus_per_worker", type=finite_float(0.0, what="a number >= 0"),
+                       default=None, metavar="G", help="GPUs of each worker (default: 1 with --device cuda, else 0)")
     return group
 
 
@@ -184,13 +198,12 @@ def ray_cluster(args: argparse.Namespace):
     """The `RayCluster` of the --ray options, or None without --ray (then the sizes are refused)."""
     from ._ray import RayCluster
 
-    if args.ray is None:
-        given = [name for name, value in (("--ray-workers", args.ray_workers),
-                                          ("--ray-gpus-per-worker", args.ray_gpus_per_worker),
-                                          ("--ray-cpus-per-worker", args.ray_cpus_per_worker != 1.0 or None))
-                 if value is not None]
+    if args.address is None:
+        given = [flag for flag, value in (("--ray-workers", args.workers), ("--ray-cpus-per-worker", args.cpus_per_worker),
+                                          ("--ray-gpus-per-worker", args.gpus_per_worker)) if value is not None]
         if given:
             raise UserError(f"{given[0]} needs --ray")
         return None
-    return RayCluster(address=args.ray or None, workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker,
-                      gpus_per_worker=args.ray_gpus_per_worker or 0.0)
+    return RayCluster(address=args.address or None, workers=args.workers,
+                      cpus_per_worker=1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
+                      gpus_per_worker=args.gpus_per_worker or 0.0)

@@ -43,13 +43,13 @@ class RayCluster:
 
     def __post_init__(self) -> None:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise UserError(f"Ray workers must be a positive integer, got {self.workers!r}")
-        for name, minimum in (("cpus_per_worker", 0.0), ("gpus_per_worker", 0.0)):
+            raise UserError(f"{{workers}} must be a positive integer, got {self.workers!r}", "workers")
+        for name in ("cpus_per_worker", "gpus_per_worker"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum \
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
                     or (name == "cpus_per_worker" and value == 0):
-                raise UserError(f"{name.replace('_', ' ')} must be a finite number "
-                                f"{'> 0' if name == 'cpus_per_worker' else '>= 0'}, got {value!r}")
+                bound = "> 0" if name == "cpus_per_worker" else ">= 0"
+                raise UserError(f"{{{name}}} must be a finite number {bound}, got {value!r}", name)
 
     def threads(self) -> int:
         """Torch threads a worker uses: its whole CPUs (at least one)."""
@@ -65,7 +65,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise UserError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise UserError(f"Ray is not installed: {INSTALL_HINT}") from None
     return ray
 
 
@@ -97,7 +97,7 @@ def _check_reachable(address: str) -> None:
     host_port = address.removeprefix("ray://")
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():
-        raise UserError(f"Ray address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise UserError(f"Ray {{address}} {address!r}: expected auto, HOST:PORT or ray://HOST:PORT", "address")
     try:
         with socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT):
             pass
@@ -122,9 +122,11 @@ def worker_count(ray, cluster: RayCluster, gpus_per_worker: float | None = None)
     resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     if gpus_each > gpus:
-        raise UserError(f"--ray-gpus-per-worker {gpus_each:g}, but the Ray cluster has {gpus:g} GPU(s)")
+        raise UserError(f"{{gpus_per_worker}} {gpus_each:g}, but the Ray cluster has {gpus:g} GPU(s)",
+                        "gpus_per_worker")
     if cluster.cpus_per_worker > cpus:
-        raise UserError(f"--ray-cpus-per-worker {cluster.cpus_per_worker:g}, but the Ray cluster has {cpus:g} CPU(s)")
+        raise UserError(f"{{cpus_per_worker}} {cluster.cpus_per_worker:g}, but the Ray cluster has {cpus:g} CPU(s)",
+                        "cpus_per_worker")
     if cluster.workers is not None:
         return cluster.workers
     fits = cpus / cluster.cpus_per_worker

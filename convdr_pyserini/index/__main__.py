@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_type(dense)
     ray = add_ray_options(dense, "the encoding (one piece per worker, merged into OUTPUT, on a filesystem every "
                                  "worker sees)")
-    ray.add_argument("--ray-pieces", action="store_true",
+    ray.add_argument("--ray-pieces", dest="merge", action="store_false",
                      help="leave OUTPUT as the pieces (OUTPUT/shard-I-of-N, as --shard writes them) instead of merging "
                           "them: what `search --ray` spreads over its workers")
 
@@ -115,8 +115,8 @@ def main(args: argparse.Namespace) -> int:
         if cluster is not None:
             from .distributed import build_dense_index_on_ray
 
-            build = functools.partial(build_dense_index_on_ray, cluster=cluster, merge=not args.ray_pieces)
-        elif args.ray_pieces:
+            build = functools.partial(build_dense_index_on_ray, cluster=cluster, merge=args.merge)
+        elif not args.merge:
             raise UserError("--ray-pieces needs --ray")
         build(DenseIndexConfig(
             collection=args.collection, encoder=args.encoder, output=args.output, batch_size=args.batch_size,

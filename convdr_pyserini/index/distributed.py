@@ -30,7 +30,7 @@ from .._progress import progress_bar
 from .._ray import RETRIES, RayCluster, connect, run_on_pool, set_threads, worker_count
 from ..errors import UserError
 from ..io.atomic import OutputLock, prepare_output, publish_directory
-from ..io.collections import open_collection
+from ..resolve import open_collection
 from . import faiss_io
 from .dense import FLAT, DenseIndexConfig, build_dense_index, build_inputs, done_passages
 
@@ -69,10 +69,10 @@ def build_dense_index_on_ray(config: DenseIndexConfig, cluster: RayCluster, merg
     `--shard I/P`), which `search --ray` spreads over its workers; the returned meta is then piece 0's.
     """
     if config.shard is not None:
-        raise UserError("--ray builds every piece itself; leave out --shard")
+        raise UserError("a Ray build makes every piece itself; leave out {shard}", "shard")
     if not merge and config.index_type != FLAT:
-        raise UserError(f"unmerged pieces are flat; compress them with `index merge --index-type "
-                        f"{config.index_type}` (or leave out --ray-pieces)")
+        raise UserError(f"unmerged pieces are flat: leave out {{index_type}} {config.index_type} with {{merge}}, and "
+                        "compress when merging (`index merge --index-type`)", "index_type", "merge")
     output = Path(config.output)
     source = open_collection(config.collection)
     from ..encode import resolve_card

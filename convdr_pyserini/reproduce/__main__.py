@@ -3,7 +3,7 @@
 Prints OK / OKish / ABOVE / FAIL / skipped for every expected metric (and the measured means of an
 experiment), exits with 1 on any FAIL or ABOVE, and (when the whole matrix ran) writes the generated table,
 by default beside the matrix with the suffix .md. MATRIX is a matrix file or the name of a packaged matrix
-(cast19, cast20, orquac, cast20-mini-baselines, cast20-mini-training).
+(cast19, cast20, cast21, orquac, cast20-mini-baselines, cast20-mini-training).
 """
 from __future__ import annotations
 
@@ -65,8 +65,13 @@ def main(args: argparse.Namespace) -> int:
         if matrix.plot:
             plot = table.with_name(table.stem + "-by-turn.png")
             prepare_output(plot, [matrix.path], args.overwrite)
-    result = reproduce(matrix, only=args.condition, runs_dir=args.runs_dir, models_dir=args.models_dir,
-                       cluster=cluster)
+    if cluster is None:
+        result = reproduce(matrix, only=args.condition, runs_dir=args.runs_dir, models_dir=args.models_dir)
+    else:
+        from .distributed import reproduce_on_ray
+
+        result = reproduce_on_ray(matrix, cluster, only=args.condition, runs_dir=args.runs_dir,
+                                  models_dir=args.models_dir)
     for entry in result.conditions:
         if entry.error:
             logger.error("%s: %s", entry.condition.name, entry.error)

@@ -15,7 +15,7 @@ import logging
 from .._ray import RETRIES, RayCluster, connect, run_on_pool, set_threads, worker_count
 from ..errors import UserError
 from .matrix import Condition
-from .runner import Runner, _references, missing_files
+from .runner import MatrixResult, Runner, _references, missing_files, reproduce
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,14 @@ def train_condition_task(runner: Runner, condition: Condition, seed: int, thread
     except UserError as error:
         return str(error)
     return None
+
+
+def reproduce_on_ray(matrix, cluster: RayCluster, only: str | None = None, runs_dir="runs/reproduce",
+                     models_dir="encoders/reproduce") -> MatrixResult:
+    """`reproduce(matrix, only, runs_dir, models_dir)` with the training done as Ray tasks first."""
+    train_on_ray(Runner(matrix, runs_dir, models_dir), [matrix.condition(only)] if only else matrix.conditions,
+                 cluster)
+    return reproduce(matrix, only=only, runs_dir=runs_dir, models_dir=models_dir)
 
 
 def train_on_ray(runner: Runner, conditions: list[Condition], cluster: RayCluster) -> None:

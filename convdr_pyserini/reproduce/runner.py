@@ -56,10 +56,11 @@ class Outcome:
 
 @dataclass
 class ConditionRuns:
-    """What a condition produced: its run files (one per seed), training time, or why it has none."""
+    """What a condition produced: its run files (one per seed; a document Run for an aggregated passage run),
+    training time, or why it has none."""
 
     condition: Condition
-    runs: list[Path] = field(default_factory=list)
+    runs: list = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     skipped: str | None = None
     error: str | None = None
@@ -173,6 +174,10 @@ class Runner:
             self.prepare(_references(condition))
             if condition.run is not None:
                 result.runs = [fetch_run(condition)]
+                if "aggregate" in condition.run:  # a passage run scored as documents
+                    from ..io.runs import Run
+
+                    result.runs = [Run.read(result.runs[0]).documents(condition.run["aggregate"])]
             elif not condition.trains:
                 result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
             else:
@@ -274,17 +279,12 @@ def _references(condition: Condition) -> set[str]:
 
 
 def reproduce(matrix: Matrix, only: str | None = None, runs_dir: str | os.PathLike = "runs/reproduce",
-              models_dir: str | os.PathLike = "encoders/reproduce", cluster=None) -> MatrixResult:
-    """Produce and evaluate each condition (or only the one named `only`) against its expected scores; with
-    `cluster` (a `RayCluster`), the training conditions are first trained as Ray tasks (`reproduce.distributed`)."""
+              models_dir: str | os.PathLike = "encoders/reproduce") -> MatrixResult:
+    """Produce and evaluate each condition (or only the one named `only`) against its expected scores."""
     from ..evaluate import evaluate
 
     conditions = [matrix.condition(only)] if only else matrix.conditions
     runner = Runner(matrix, runs_dir, models_dir)
-    if cluster is not None:
-        from .distributed import train_on_ray
-
-        train_on_ray(runner, conditions, cluster)
     produced = [runner.produce(condition) for condition in conditions]
     ready = {entry.condition.name: entry.runs for entry in produced if entry.runs and not entry.error}
     from ..evaluate.presets import split_measure_string

@@ -49,7 +49,8 @@ class RemotePiece:
 
 
 class RaySearcher:
-    """`DenseSearcher`'s interface (`dim`, `count`, `pieces`, `check_dimension`, `search`) over Ray actors."""
+    """`DenseSearcher`'s interface (`dim`, `count`, `pieces`, `docids`, `check_dimension`, `search`,
+    `search_arrays`) over Ray actors."""
 
     def __init__(self, index_paths: Sequence[str | Path], cluster: RayCluster, device: str = "cpu",
                  verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
@@ -85,3 +86,37 @@ class RaySearcher:
         return [heapq.nsmallest(k, (hit for answer in answers for hit in answer[query]),
                                 key=lambda hit: (-hit[1], hit[0]))
                 for query in range(len(queries))]
+
+    def search_arrays(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` as `DenseSearcher.search_arrays` gives it: (keys, float32 scores, hits per query), the keys
+        into `docids`, which then holds the docids of these hits (the driver never loads the docid files)."""
+        found = self.search(queries, k)
+        width = max((len(hits) for hits in found), default=0)
+        names = sorted({docid for hits in found for docid, _ in hits})
+        key = {docid: number for number, docid in enumerate(names)}
+        rows = np.full((len(found), width), -1, dtype=np.int64)
+        scores = np.full((len(found), width), -np.inf, dtype=np.float32)
+        for query, hits in enumerate(found):
+            rows[query, :len(hits)] = [key[docid] for docid, _ in hits]
+            scores[query, :len(hits)] = [score for _, score in hits]
+        self.docids = HitDocids(names)
+        return rows, scores, np.array([len(hits) for hits in found], dtype=np.int64)
+
+
+class HitDocids:
+    """The docids of one search's hits, by key (the `DocidLookup` of `io.runs`)."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+
+    def get(self, rows: np.ndarray) -> list[str]:
+        return [self.names[row] for row in np.asarray(rows).tolist()]
+
+    def padded(self, rows: np.ndarray) -> np.ndarray | None:
+        """(len(rows), width) uint8: each docid's UTF-8 bytes then NULs; None when a docid holds a NUL."""
+        names = self.get(rows)
+        if any("\0" in name for name in names):
+            return None
+        encoded = np.array([name.encode("utf-8") for name in names], dtype=bytes)
+        width = encoded.dtype.itemsize
+        return encoded.view(np.uint8).reshape(len(names), width) if len(names) else np.zeros((0, 0), np.uint8)

@@ -17,11 +17,15 @@ __all__ = ["TrainConfig", "mine_ranking_data", "train"]
 
 
 def train(config: TrainConfig, cluster=None) -> dict:
-    """Train as `config` says (see `convdr_pyserini.train.training.train`), on Ray with `cluster` (a
-    `RayCluster`); returns a summary."""
+    """Train as `config` says (see `convdr_pyserini.train.training.train`); returns a summary. With `cluster`
+    (a `RayCluster`), every seed and fold is trained as its own Ray task (`convdr_pyserini.train.distributed`)."""
+    if cluster is not None:
+        from .distributed import train_on_ray
+
+        return train_on_ray(config, cluster)
     from .training import train as run
 
-    return run(config, cluster)
+    return run(config)
 
 
 make_module_callable(__name__, "train")

@@ -128,7 +128,7 @@ def train_main(args: argparse.Namespace) -> int:
     """Check the inputs, train (per fold with --cv, per seed with --seeds), save the model folder(s)."""
     from .config import TrainConfig
     from .loop import distributed
-    from .training import train
+    from . import train
 
     loss = args.loss
     if args.no_kd:

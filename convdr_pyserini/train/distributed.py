@@ -30,7 +30,7 @@ def train_fold_task(config: TrainConfig, fold: int | None, folder: str, threads:
 
 def train_on_ray(config: TrainConfig, cluster: RayCluster) -> dict:
     """Train as `train(config)` does, one Ray task per seed and fold; returns the same summary."""
-    from ..io.topics import load_topics
+    from ..resolve import load_topics
 
     topics = load_topics(config.topics)
     folds = fold_of_topic(topics, config.cv) if config.cv else None

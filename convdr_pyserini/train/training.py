@@ -25,17 +25,12 @@ CV_SUMMARY = "cv.yaml"
 LOSS_LOG = "losses.tsv"
 
 
-def train(config: TrainConfig, cluster=None) -> dict:
+def train(config: TrainConfig) -> dict:
     """Train as `config` says and save the model folder(s); returns a summary (queries, losses, seconds).
 
     Output: OUTPUT (one model), OUTPUT/fold-k (with `cv`), OUTPUT/seed-s/... (with `seeds`). Each model folder
     is a Hugging Face folder with an `encoder.yaml` card recording the data, loss, folds, seed and metrics.
-    With `cluster` (a `RayCluster`), every seed and fold is trained as its own Ray task (`train.distributed`).
     """
-    if cluster is not None:
-        from .distributed import train_on_ray
-
-        return train_on_ray(config, cluster)
     trainer = Trainer(config)
     if config.seeds is None:
         return trainer.run(config)
@@ -52,7 +47,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         from ..encode import load_encoder
         from ..index.dense import resolve_device
-        from ..io.topics import load_topics
+        from ..resolve import load_topics
 
         self.config = config
         self.device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
@@ -91,7 +86,9 @@ class Trainer:
             records, ranking_rows = self._ranking(records)
         response_text = None
         if config.query in ("man_can", "auto_can") and not hasattr(records[0], "history_answers"):
-            response_text = self.topics.response_lookup()
+            from ..resolve import response_lookup
+
+            response_text = response_lookup(self.topics)
         examples = []
         for record in records:
             query = data.student_input(record, config.query, response_text)
