@@ -127,7 +127,7 @@ def _claim(work: Path, record: dict, workers: int, overwrite: bool) -> int:
         if not overwrite:
             what = "settings" if previous.get("settings") != record["settings"] else "collection files"
             raise UserError(f"{work} holds the pieces of a Ray build with other {what}; rerun the same command to "
-                            "resume it, or pass --overwrite to start over")
+                            "resume it, or pass {overwrite} to start over", "overwrite")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
