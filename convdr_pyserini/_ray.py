@@ -17,10 +17,11 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import UserError
 
@@ -83,13 +84,39 @@ def connect(cluster: RayCluster):
         options["include_dashboard"] = False
     started = time.time()
     try:
-        ray.init(address=address, **options)
+        with keep_fault_handlers():
+            ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
         raise UserError(f"cannot connect to {where}: {_first_line(error)}") from None
     resources = ray.cluster_resources()
     logger.info("connected to %s in %.0f s: %g CPUs, %g GPUs", where, time.time() - started,
                 resources.get("CPU", 0), resources.get("GPU", 0))
     return ray
+
+
+@contextlib.contextmanager
+def keep_fault_handlers() -> Iterator[None]:
+    """Keep the SIGSEGV/SIGBUS/SIGILL/SIGFPE handlers that another runtime installed (Java's, which turns its own
+    null checks into these signals) through `ray.init` and `ray.shutdown`, which replace them: a JVM started
+    before Ray in the same process would otherwise crash at its next null check."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (OSError, AttributeError):  # not a POSIX C library: nothing to keep
+        yield
+        return
+    saved = {}
+    for number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE):
+        action = ctypes.create_string_buffer(512)  # struct sigaction, as opaque bytes
+        if libc.sigaction(number, None, action) == 0 and ctypes.cast(action, ctypes.POINTER(ctypes.c_void_p))[0] \
+                not in (None, 1):  # SIG_DFL and SIG_IGN are left to Ray
+            saved[number] = action
+    try:
+        yield
+    finally:
+        for number, action in saved.items():
+            libc.sigaction(number, action, None)
 
 
 def _check_reachable(address: str) -> None:

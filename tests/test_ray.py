@@ -29,9 +29,13 @@ def local_ray():
     """A local Ray instance with 2 CPUs for this module (workers inherit the test cache settings)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    from convdr_pyserini._ray import keep_fault_handlers
+
+    with keep_fault_handlers():  # the JVM that earlier tests started in this process must survive Ray
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     yield ray
-    ray.shutdown()
+    with keep_fault_handlers():
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +274,25 @@ def test_package_imports_without_ray():
            "import convdr_pyserini.index.distributed, convdr_pyserini.train.distributed; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_fault_handlers_of_another_runtime_survive_ray():
+    """ray.init and ray.shutdown replace the SIGSEGV handler, which the JVM needs for its own null checks (a JVM
+    started before Ray then crashes the process): `keep_fault_handlers` puts the previous handler back."""
+    code = """
+import ctypes, faulthandler, signal
+from convdr_pyserini._ray import keep_fault_handlers
+libc = ctypes.CDLL(None)
+def handler():
+    action = ctypes.create_string_buffer(512)
+    libc.sigaction(signal.SIGSEGV, None, action)
+    return ctypes.cast(action, ctypes.POINTER(ctypes.c_void_p))[0]
+faulthandler.enable()  # a C-level SIGSEGV handler, as the JVM's is
+before = handler()
+with keep_fault_handlers():
+    signal.signal(signal.SIGSEGV, signal.SIG_DFL)  # what ray.shutdown does
+    assert handler() != before
+print(handler() == before)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr
