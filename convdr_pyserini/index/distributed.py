@@ -46,8 +46,8 @@ class IndexWorker:
         from .dense import resolve_device
 
         set_threads(threads)
-        self.encoder = load_encoder(resolve_card(config.encoder), device=resolve_device(config.device),
-                                    fp16=config.fp16)
+        device = "cuda" if config.device.startswith("cuda") else config.device  # Ray gives each worker its GPU(s)
+        self.encoder = load_encoder(resolve_card(config.encoder), device=resolve_device(device), fp16=config.fp16)
 
     def build(self, config: DenseIndexConfig) -> int:
         """Build (or resume) one piece; returns its passage count. A piece already finished (by an attempt
