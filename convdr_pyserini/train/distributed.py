@@ -11,6 +11,7 @@ The output must be on a filesystem every worker sees.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from .training import (Trainer, fold_numbers, fold_of_topic, model_name, run_sum
 def train_fold_task(config: TrainConfig, fold: int | None, folder: str, threads: int) -> tuple[dict, int]:
     """One Ray task: train the model of `fold` for `config`'s seed into `folder`; (metrics, training queries)."""
     set_threads(threads)
+    if config.device.startswith("cuda"):  # Ray gives each task its GPU(s)
+        config = dataclasses.replace(config, device="cuda")
     trainer = Trainer(config)
     return trainer.train_fold(config, fold, Path(folder)), len(trainer.examples)
 
