@@ -108,6 +108,7 @@ class DocidTable:
         ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 10)
         self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
         self._ends = ends
+        self._ranks = _UNRANKED
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -140,6 +141,28 @@ class DocidTable:
         text = np.where(inside, data[np.minimum(starts[:, None] + columns, len(data) - 1)], 0).astype(np.uint8)
         return None if (text[inside] == 0).any() else text
 
+    def ranks(self, build: bool) -> np.ndarray | None:
+        """`docid_ranks` of every row, computed on the first call with `build`; None before, or when a docid
+        holds a NUL."""
+        if self._ranks is _UNRANKED and build:
+            self._ranks = docid_ranks([self.padded(np.arange(len(self)))])
+        return None if self._ranks is _UNRANKED else self._ranks
+
+
+_UNRANKED = np.empty(0, dtype=np.int64)
+
+
+def docid_ranks(parts: list[np.ndarray | None]) -> np.ndarray | None:
+    """Each docid's position in docid order (equal docids share one), over the `padded` docids of several
+    tables in turn, so that ties are broken by comparing integers; None when a part is None (a docid with a NUL)."""
+    if any(part is None for part in parts):
+        return None
+    width = max((part.shape[1] for part in parts), default=0)
+    if width == 0:
+        return np.zeros(sum(len(part) for part in parts), dtype=np.int64)
+    names = np.concatenate([np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts])
+    return np.unique(names.view(f"S{width}").ravel(), return_inverse=True)[1].astype(np.int64)
+
 
 _ASCII_SPACE = np.zeros(256, dtype=bool)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.isspace accepts below 128
@@ -150,6 +173,10 @@ class JoinedDocids:
 
     def __init__(self, tables: list[DocidTable], offsets: np.ndarray):
         self.tables, self.offsets = tables, np.asarray(offsets, dtype=np.int64)
+        self._ranks = _UNRANKED
+
+    def __len__(self) -> int:
+        return sum(len(table) for table in self.tables)
 
     def _by_piece(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, DocidTable, np.ndarray]]:
         """(positions in `keys`, table, rows in it) for each piece that `keys` reach."""
@@ -175,6 +202,12 @@ class JoinedDocids:
         for where, part in parts:
             text[where, :part.shape[1]] = part
         return text
+
+    def ranks(self, build: bool) -> np.ndarray | None:
+        """`docid_ranks` over all the pieces, by key (see `DocidTable.ranks`)."""
+        if self._ranks is _UNRANKED and build:
+            self._ranks = docid_ranks([table.padded(np.arange(len(table))) for table in self.tables])
+        return None if self._ranks is _UNRANKED else self._ranks
 
 
 @dataclass

@@ -15,6 +15,7 @@ are re-scored exactly from the flat index they were compressed from (memory-mapp
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -98,7 +99,7 @@ class DenseSearcher:
             best = np.full((len(queries), 0), -np.inf, dtype=np.float32), np.full((len(queries), 0), -1)
         return _rank(*best, k, self.docids)
 
-    @property
+    @functools.cached_property
     def docids(self):
         """The docids of every piece, by key (`faiss_io.DocidTable` or `JoinedDocids`)."""
         if len(self.pieces) == 1:
@@ -219,18 +220,30 @@ def _rank(scores: np.ndarray, keys: np.ndarray, k: int, docids) -> tuple[np.ndar
     valid = keys >= 0
     tie = (scores[:, 1:] == scores[:, :-1]) & valid[:, 1:]
     if tie.any():  # reorder each run of equal scores by docid
-        tied = np.zeros_like(valid)
-        tied[:, 1:] |= tie
+        continued = np.zeros_like(valid)
+        continued[:, 1:] = tie
+        tied = continued.copy()
         tied[:, :-1] |= tie
-        query, column = np.nonzero(tied)
-        names = _sortable_docids(docids, keys[query, column])
-        keys[query, column] = keys[query, column][np.lexsort((names, -scores[query, column], query))]
+        where = np.flatnonzero(tied)
+        run = np.cumsum(~continued.ravel()[where])  # runs are contiguous, in (query, score descending) order
+        keys = np.ascontiguousarray(keys)
+        entries = keys.ravel()[where]
+        names = _sortable_docids(docids, entries)
+        if names.dtype == np.int64 and (int(run[-1]) + 1) * len(docids) < 2**63:  # one integer key: far faster
+            order = np.argsort(run * len(docids) + names, kind="stable")
+        else:
+            order = np.lexsort((names, run))
+        keys.ravel()[where] = entries[order]
     return keys[:, :k], scores[:, :k], valid[:, :k].sum(axis=1)
 
 
 def _sortable_docids(docids, keys: np.ndarray) -> np.ndarray:
-    """The docids of `keys` as an array that sorts as the strings do: their UTF-8 bytes (bytewise order is code
-    point order), or the strings themselves where a docid holds a NUL."""
+    """The docids of `keys` as an array that sorts as the strings do: their ranks in docid order (computed once per
+    index, when this many ties make it worth it: fast-scan PQ scores tie often), else their UTF-8 bytes (bytewise
+    order is code point order), or the strings themselves where a docid holds a NUL."""
+    ranks = docids.ranks(build=8 * len(keys) >= len(docids))
+    if ranks is not None:
+        return ranks[keys]
     text = docids.padded(keys)
     if text is None or text.shape[1] == 0:
         return np.array(docids.get(keys))
