@@ -92,7 +92,7 @@ class DenseSearcher:
         for number, piece in enumerate(self.pieces):
             offset = int(self._offsets[number])
             for start, scores, rows in self._piece_hits(number, piece, queries, k):
-                keys = np.where(rows >= 0, rows + (offset + start), -1)
+                keys = rows if offset + start == 0 else np.where(rows >= 0, rows + (offset + start), -1)
                 best = (scores, keys) if best is None else _keep_top(np.hstack([best[0], scores]),
                                                                      np.hstack([best[1], keys]), k)
         if best is None:  # every piece is empty
@@ -122,7 +122,7 @@ class DenseSearcher:
                     index = refined(index, refine_source(piece, self.refine_from, self.verify), self.refine)
                 self._resident[number] = index
             scores, rows = index.search(queries, min(k, piece.count))
-            yield 0, np.where(rows >= 0, scores, -np.inf), rows
+            yield 0, (np.where(rows >= 0, scores, -np.inf) if (rows < 0).any() else scores), rows
             return
         if self.count <= self.block_rows:  # the whole index fits one block: keep it for the next searches
             if number not in self._resident:
