@@ -92,7 +92,7 @@ def test_docid_ranks_order_keys_as_their_docids(tmp_path):
     joined = faiss_io.JoinedDocids([one, faiss_io.DocidTable(tmp_path / "docid2")], np.array([0, len(docids)]))
     for table in (one, joined):
         assert table.ranks(build=False) is None
-        ranks = table.ranks(build=True)
+        ranks = table.ranks(build=True, chunk=4)  # several chunks of different widths
         names = table.get(np.arange(len(table)))
         assert sorted(range(len(names)), key=lambda key: (ranks[key], key)) == \
             sorted(range(len(names)), key=lambda key: (names[key], key))

@@ -98,7 +98,34 @@ class FlatWriter:
         self._handle.close()
 
 
-class DocidTable:
+_UNRANKED = np.empty(0, dtype=np.int64)
+
+
+class RankedDocids:
+    """Docid ranks for a table that gives the `padded` docids of its keys (`DocidTable`, `JoinedDocids`)."""
+
+    _ranks: np.ndarray | None = _UNRANKED
+
+    def ranks(self, build: bool, chunk: int = 1 << 20) -> np.ndarray | None:
+        """Each key's position in docid order (equal docids share one), so that ties are broken by comparing
+        integers: computed on the first call with `build` (one sort of all the docids); None before, or when a
+        docid holds a NUL."""
+        if self._ranks is _UNRANKED and build:
+            parts = [self.padded(np.arange(start, min(start + chunk, len(self)))) for start in range(0, len(self), chunk)]
+            self._ranks = None if any(part is None for part in parts) else _sorted_positions(parts)
+        return None if self._ranks is _UNRANKED else self._ranks
+
+
+def _sorted_positions(parts: list[np.ndarray]) -> np.ndarray:
+    """Dense ranks of NUL-padded byte rows in bytewise order (the order of the strings they encode)."""
+    width = max((part.shape[1] for part in parts), default=0)
+    if width == 0:
+        return np.zeros(sum(len(part) for part in parts), dtype=np.int64)
+    names = np.concatenate([np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts])
+    return np.unique(names.view(f"S{width}").ravel(), return_inverse=True)[1].astype(np.int64).ravel()
+
+
+class DocidTable(RankedDocids):
     """The `docid` file as one byte string plus line offsets: far smaller than a list of str."""
 
     def __init__(self, path: Path):
@@ -108,7 +135,6 @@ class DocidTable:
         ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 10)
         self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
         self._ends = ends
-        self._ranks = _UNRANKED
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -141,39 +167,15 @@ class DocidTable:
         text = np.where(inside, data[np.minimum(starts[:, None] + columns, len(data) - 1)], 0).astype(np.uint8)
         return None if (text[inside] == 0).any() else text
 
-    def ranks(self, build: bool) -> np.ndarray | None:
-        """`docid_ranks` of every row, computed on the first call with `build`; None before, or when a docid
-        holds a NUL."""
-        if self._ranks is _UNRANKED and build:
-            self._ranks = docid_ranks([self.padded(np.arange(len(self)))])
-        return None if self._ranks is _UNRANKED else self._ranks
-
-
-_UNRANKED = np.empty(0, dtype=np.int64)
-
-
-def docid_ranks(parts: list[np.ndarray | None]) -> np.ndarray | None:
-    """Each docid's position in docid order (equal docids share one), over the `padded` docids of several
-    tables in turn, so that ties are broken by comparing integers; None when a part is None (a docid with a NUL)."""
-    if any(part is None for part in parts):
-        return None
-    width = max((part.shape[1] for part in parts), default=0)
-    if width == 0:
-        return np.zeros(sum(len(part) for part in parts), dtype=np.int64)
-    names = np.concatenate([np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts])
-    return np.unique(names.view(f"S{width}").ravel(), return_inverse=True)[1].astype(np.int64)
-
-
 _ASCII_SPACE = np.zeros(256, dtype=bool)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.isspace accepts below 128
 
 
-class JoinedDocids:
+class JoinedDocids(RankedDocids):
     """The docids of several index pieces as one table: key = the piece's first key (`offsets`) + its row."""
 
     def __init__(self, tables: list[DocidTable], offsets: np.ndarray):
         self.tables, self.offsets = tables, np.asarray(offsets, dtype=np.int64)
-        self._ranks = _UNRANKED
 
     def __len__(self) -> int:
         return sum(len(table) for table in self.tables)
@@ -202,12 +204,6 @@ class JoinedDocids:
         for where, part in parts:
             text[where, :part.shape[1]] = part
         return text
-
-    def ranks(self, build: bool) -> np.ndarray | None:
-        """`docid_ranks` over all the pieces, by key (see `DocidTable.ranks`)."""
-        if self._ranks is _UNRANKED and build:
-            self._ranks = docid_ranks([table.padded(np.arange(len(table))) for table in self.tables])
-        return None if self._ranks is _UNRANKED else self._ranks
 
 
 @dataclass
