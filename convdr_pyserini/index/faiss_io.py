@@ -98,7 +98,7 @@ class FlatWriter:
         self._handle.close()
 
 
-_UNRANKED = np.empty(0, dtype=np.int64)
+_UNRANKED = np.empty(0, dtype=np.int32)
 
 
 class RankedDocids:
@@ -120,9 +120,10 @@ def _sorted_positions(parts: list[np.ndarray]) -> np.ndarray:
     """Dense ranks of NUL-padded byte rows in bytewise order (the order of the strings they encode)."""
     width = max((part.shape[1] for part in parts), default=0)
     if width == 0:
-        return np.zeros(sum(len(part) for part in parts), dtype=np.int64)
+        return np.zeros(sum(len(part) for part in parts), dtype=np.int32)
     names = np.concatenate([np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts])
-    return np.unique(names.view(f"S{width}").ravel(), return_inverse=True)[1].astype(np.int64).ravel()
+    ranks = np.unique(names.view(f"S{width}").ravel(), return_inverse=True)[1].ravel()
+    return ranks.astype(np.int32 if len(ranks) < 2**31 else np.int64)  # int32: half the memory
 
 
 class DocidTable(RankedDocids):

@@ -229,7 +229,7 @@ def _rank(scores: np.ndarray, keys: np.ndarray, k: int, docids) -> tuple[np.ndar
         keys = np.ascontiguousarray(keys)
         entries = keys.ravel()[where]
         names = _sortable_docids(docids, entries)
-        if names.dtype == np.int64 and (int(run[-1]) + 1) * len(docids) < 2**63:  # one integer key: far faster
+        if names.dtype.kind == "i" and (int(run[-1]) + 1) * len(docids) < 2**63:  # one integer key: far faster
             order = np.argsort(run * len(docids) + names, kind="stable")
         else:
             order = np.lexsort((names, run))
