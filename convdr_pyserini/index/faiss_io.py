@@ -111,7 +111,8 @@ class RankedDocids:
         integers: computed on the first call with `build` (one sort of all the docids); None before, or when a
         docid holds a NUL."""
         if self._ranks is _UNRANKED and build:
-            parts = [self.padded(np.arange(start, min(start + chunk, len(self)))) for start in range(0, len(self), chunk)]
+            count = len(self)
+            parts = [self.padded(np.arange(start, min(start + chunk, count))) for start in range(0, count, chunk)]
             self._ranks = None if any(part is None for part in parts) else _sorted_positions(parts)
         return None if self._ranks is _UNRANKED else self._ranks
 
