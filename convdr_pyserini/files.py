@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, writing
 
 MIRROR_ENV = "CONVDR_PYSERINI_MIRROR"
 HOME_ENV = "CONVDR_PYSERINI_HOME"
@@ -127,8 +127,6 @@ def download(entry: DataFile, target: Path) -> Path:
     where = f"put the file (sha256 {entry.sha256}) at {target} or under ${MIRROR_ENV}/{entry.name}"
     if os.environ.get(OFFLINE_ENV):
         raise UserError(f"{entry.name} not found offline; download {entry.url} and {where}")
-    from .io.atomic import writing
-
     with writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)

@@ -628,7 +628,8 @@ def test_evaluation_traps_mixed_ids_and_no_overlap(world, tmp_path, capsys, shar
     assert scores["mixed.trec"] == pytest.approx(scores["official.trec"]) and round(scores["mixed.trec"], 4) == 0.4789
     passages = published.read_text().replace("MARCO_", "D").replace("CAR_", "D")
     (tmp_path / "docs.trec").write_text(passages)
-    assert evaluate_main(["--qrels", "convdr/cast20", "--run", str(tmp_path / "docs.trec"), "--measures", "nDCG@3"]) == 0
+    assert evaluate_main(["--qrels", "convdr/cast20", "--run", str(tmp_path / "docs.trec"), "--measures", "nDCG@3",
+                          "--save-eval"]) == 0
     assert "warning: docs.trec: only 0 of the" in capsys.readouterr().err
     assert "warning: only 0 of the" in json.dumps(json.loads((tmp_path / "docs.trec.eval.json").read_text()))
 

@@ -118,6 +118,64 @@ class DocidTable:
         blob = self._blob
         return [blob[s:e].decode("utf-8").rstrip() for s, e in zip(self._starts[rows].tolist(), self._ends[rows].tolist())]
 
+    def padded(self, rows) -> np.ndarray | None:
+        """(len(rows), width) uint8: the UTF-8 bytes `get` decodes (trailing whitespace stripped), then NULs;
+        None when one of them holds a NUL."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, stops = self._starts[rows], self._ends[rows].copy()
+        data = np.frombuffer(self._blob, dtype=np.uint8)
+        while len(stops):  # strip trailing ASCII whitespace, as str.rstrip does
+            last = data[np.maximum(stops - 1, 0)]
+            strip = (stops > starts) & _ASCII_SPACE[last]
+            if not strip.any():
+                break
+            stops[strip] -= 1
+        lengths = stops - starts
+        unusual = np.flatnonzero((lengths > 0) & (data[np.maximum(stops - 1, 0)] >= 0x80))
+        for i in unusual:  # may end in non-ASCII whitespace: let str.rstrip decide
+            lengths[i] = len(self.get(rows[i:i + 1])[0].encode("utf-8"))
+        width = int(lengths.max(initial=0))
+        columns = np.arange(width)
+        inside = columns < lengths[:, None]
+        text = np.where(inside, data[np.minimum(starts[:, None] + columns, len(data) - 1)], 0).astype(np.uint8)
+        return None if (text[inside] == 0).any() else text
+
+
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.isspace accepts below 128
+
+
+class JoinedDocids:
+    """The docids of several index pieces as one table: key = the piece's first key (`offsets`) + its row."""
+
+    def __init__(self, tables: list[DocidTable], offsets: np.ndarray):
+        self.tables, self.offsets = tables, np.asarray(offsets, dtype=np.int64)
+
+    def _by_piece(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, DocidTable, np.ndarray]]:
+        """(positions in `keys`, table, rows in it) for each piece that `keys` reach."""
+        numbers = np.searchsorted(self.offsets, keys, side="right") - 1
+        for number in np.unique(numbers):
+            where = np.flatnonzero(numbers == number)
+            yield where, self.tables[number], keys[where] - self.offsets[number]
+
+    def get(self, keys) -> list[str]:
+        keys = np.asarray(keys, dtype=np.int64)
+        docids: list[str] = [""] * len(keys)
+        for where, table, rows in self._by_piece(keys):
+            for position, docid in zip(where.tolist(), table.get(rows)):
+                docids[position] = docid
+        return docids
+
+    def padded(self, keys) -> np.ndarray | None:
+        keys = np.asarray(keys, dtype=np.int64)
+        parts = [(where, table.padded(rows)) for where, table, rows in self._by_piece(keys)]
+        if any(text is None for _, text in parts):
+            return None
+        text = np.zeros((len(keys), max((part.shape[1] for _, part in parts), default=0)), dtype=np.uint8)
+        for where, part in parts:
+            text[where, :part.shape[1]] = part
+        return text
+
 
 @dataclass
 class DenseIndexDir:

@@ -67,7 +67,8 @@ def collection_folder(spec: str | os.PathLike) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise UserError(f"--collection {spec} is a file; give a JsonCollection folder or an ir_datasets id")
+        raise UserError(f"{{collection}} {spec} is a file; give a JsonCollection folder or an ir_datasets id",
+                        "collection")
     from ..datasets import collection_jsonl
 
     return collection_jsonl(str(spec))

@@ -17,7 +17,6 @@ its own exception (faiss, Lucene).
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import re
@@ -26,14 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..errors import UserError
+from ..errors import UserError, unwritable, writing
 
-# errors that mean "this place cannot be written" rather than a bug
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
-                 errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.ETXTBSY, errno.EMLINK,
-                 errno.ENAMETOOLONG}
-# the same, as libraries that wrap the OS error in their own exception spell it (faiss, Lucene)
-_WRITE_ERROR_TEXTS = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)]
 _TEMP_RANDOM = r"[a-z0-9_]{8}"
 
 PathLike = str | os.PathLike
@@ -89,34 +82,6 @@ def prepare_output(path: PathLike, inputs: Iterable[PathLike | None] = (), overw
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: directory {ancestor} is not writable")
     return path
-
-
-def unwritable(error: BaseException, path: PathLike) -> UserError | None:
-    """The one-line error for a failure that means `path` cannot be written (read-only file system, permission
-    denied, no locks, full disk or quota), or None for any other failure."""
-    if isinstance(error, OSError):
-        if error.errno not in _WRITE_ERRORS:
-            return None
-        reason = error.strerror or os.strerror(error.errno)
-    elif isinstance(error, Exception) and not isinstance(error, UserError):
-        reason = next((text for text in _WRITE_ERROR_TEXTS if text in str(error)), None)
-        if reason is None:
-            return None
-    else:
-        return None
-    return UserError(f"cannot write {path}: {reason}")
-
-
-@contextlib.contextmanager
-def writing(path: PathLike) -> Iterator[None]:
-    """Steps that write `path`: a failure that means it cannot be written becomes one `UserError`."""
-    try:
-        yield
-    except Exception as error:
-        failure = unwritable(error, path)
-        if failure is None:
-            raise
-        raise failure from None
 
 
 def _make_parent(path: Path) -> None:

@@ -56,10 +56,11 @@ class Outcome:
 
 @dataclass
 class ConditionRuns:
-    """What a condition produced: its run files (one per seed), training time, or why it has none."""
+    """What a condition produced: its run files (one per seed; a document Run for an aggregated passage run),
+    training time, or why it has none."""
 
     condition: Condition
-    runs: list[Path] = field(default_factory=list)
+    runs: list = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     skipped: str | None = None
     error: str | None = None
@@ -173,6 +174,10 @@ class Runner:
             self.prepare(_references(condition))
             if condition.run is not None:
                 result.runs = [fetch_run(condition)]
+                if "aggregate" in condition.run:  # a passage run scored as documents
+                    from ..io.runs import Run
+
+                    result.runs = [Run.read(result.runs[0]).documents(condition.run["aggregate"])]
             elif not condition.trains:
                 result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
             else:
