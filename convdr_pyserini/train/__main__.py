@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 
-from .._cli import ArgumentParser, cli_main, finite_float, positive_float, positive_int
+from .._cli import ArgumentParser, add_ray_options, cli_main, finite_float, positive_float, positive_int, ray_cluster
 from ..errors import UserError
 from .config import LOSSES, QUERY_MODES
 from .data import NEGATIVE_POOL, NEGATIVES
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default cpu); torchrun splits each batch")
     parser.add_argument("--output", required=True, help="model folder to write, e.g. encoders/convdr-kd-cast20")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    add_ray_options(parser, "each seed's and fold's training as its own task (OUTPUT on a filesystem every worker "
+                            "sees)")
     return parser
 
 
@@ -126,7 +128,7 @@ def train_main(args: argparse.Namespace) -> int:
     """Check the inputs, train (per fold with --cv, per seed with --seeds), save the model folder(s)."""
     from .config import TrainConfig
     from .loop import distributed
-    from .training import train
+    from . import train
 
     loss = args.loss
     if args.no_kd:
@@ -134,6 +136,7 @@ def train_main(args: argparse.Namespace) -> int:
             raise UserError("--loss kd with --no-kd leaves no loss; use --loss ranking or kd+ranking")
         loss = "ranking"
     started = time.time()
+    cluster = ray_cluster(args)
     config = TrainConfig(
         topics=args.topics, output=args.output, teacher=args.teacher, student_init=args.student_init,
         query=args.query, loss=loss, ranking_data=args.ranking_data, collection=args.collection, epochs=args.epochs,
@@ -142,7 +145,7 @@ def train_main(args: argparse.Namespace) -> int:
         truncate=args.truncate, cv=args.cv, seed=args.seed, seeds=args.seeds, kd_weight=args.kd_weight,
         ranking_weight=args.ranking_weight, temperature=args.temperature, device=args.device,
         overwrite=args.overwrite, command=args.command_line)
-    summary = train(config)
+    summary = train(config, cluster)
     if distributed()[0] == 0:
         print(f"wrote {args.output}: {summary} ({time.time() - started:.0f} s)")
     return 0
