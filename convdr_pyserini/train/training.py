@@ -170,7 +170,7 @@ class Trainer:
         result = fit(self.student, train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                      seed=config.seed, use_kd=config.uses_kd, use_ranking=config.uses_ranking,
                      passages=self.passages, weight_decay=config.weight_decay, weights=self.weights,
-                     description=description)
+                     schedule=config.lr_schedule, description=description)
         metrics = {
             "train_queries": len(train),
             "heldout_queries": len(held_out),
@@ -198,7 +198,7 @@ class Trainer:
             "student_init": str(config.student_spec),
             "ranking_data": config.ranking_data,
             "optimizer": {"name": "AdamW", "lr": config.lr, "weight_decay": config.weight_decay,
-                          "max_grad_norm": 1.0, "schedule": "constant"},
+                          "max_grad_norm": 1.0, "schedule": config.lr_schedule},
             "epochs": config.epochs,
             "batch_size": config.batch_size,
             "seed": config.seed,
