@@ -41,6 +41,9 @@ TRAINING_RUNS = {
     "multi-task": ("no_res", "kd+ranking", ["--ranking_task"]),
     "kd-man_can": ("man_can", "kd", []),
 }
+RESULTS_HEADER = ("# Fidelity: the project against the original ConvDR code\n\nWritten by `make fidelity` "
+                  "(bench/fidelity/run.py); what the columns mean and what was changed to get here: "
+                  "docs/training.md, section *Fidelity to the original code*.\n\n")
 # project query mode -> ConvDR's --query
 # Attention key biases add the same q.b to every score of a query, which the softmax ignores: their gradient is
 # zero in exact arithmetic, so they move only by rounding noise that Adam scales up to ~lr-sized steps, in either
@@ -349,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             results[f"dropout-{dropout:g}"] = {"agree": all(passed(row) for row in rows.values()), "rows": rows}
             print(tables[-1], flush=True)
     if options.write_results:
-        options.write_results.write_text("\n".join(tables), encoding="utf-8")
+        options.write_results.write_text(RESULTS_HEADER + "\n".join(tables), encoding="utf-8")
     ok = all(result["agree"] for result in results.values())
     print(json.dumps({"agree": ok, "tolerance": TOLERANCE, **versions, "runs": results}))
     return 0 if ok else 1

@@ -191,8 +191,6 @@ class Runner:
 
     def train(self, condition: Condition, seed: int) -> tuple[str, float]:
         """Train the condition's stages for one seed (reusing finished ones); (last model, training seconds)."""
-        from ..train import TrainConfig, train
-
         outputs = dict(self.outputs)
         seconds = 0.0
         model = None
@@ -202,19 +200,27 @@ class Runner:
             where = f"{self.matrix.path}: condition {condition.name}, stage {name}"
             settings = substitute(settings, outputs, where)
             output = self.models_dir / condition.name / f"seed-{seed}" / name
-            record = json.dumps({**settings, "seed": seed}, sort_keys=True)
-            if _trained_with(output) != record:
-                logger.info("[%s seed %d] training stage %s", condition.name, seed, name)
-                try:
-                    config = TrainConfig(**settings, output=str(output), seed=seed, overwrite=True, command=record)
-                except TypeError as error:
-                    raise UserError(f"{where}: {error}") from None
-                train(config)
-            else:
-                logger.info("[%s seed %d] reusing %s", condition.name, seed, output)
-            seconds += _training_seconds(output)
+            seconds += train_or_reuse(settings, output, seed, where)
             outputs[name] = model = str(output)
         return model, seconds
+
+
+def train_or_reuse(settings: dict, output: Path, seed: int, where: str) -> float:
+    """Train `settings` (TrainConfig fields) for `seed` into `output`, unless the model there records the same
+    complete configuration (defaults included, so a changed default retrains); returns its training seconds."""
+    from ..train import TrainConfig, train
+
+    try:
+        config = TrainConfig(**settings, output=str(output), seed=seed, overwrite=True)
+    except TypeError as error:
+        raise UserError(f"{where}: {error}") from None
+    config.command = json.dumps(config.to_mapping(), sort_keys=True)
+    if _trained_with(output) != config.command:
+        logger.info("[%s, seed %d] training into %s", where, seed, output)
+        train(config)
+    else:
+        logger.info("[%s, seed %d] reusing %s", where, seed, output)
+    return _training_seconds(output)
 
 
 def _spec_dict(spec) -> dict:

@@ -50,6 +50,7 @@ class TrainConfig:
     max_response_length: int | None = None
     truncate: str | None = None
     cv: int | None = None
+    topic_numbers: list[int] | None = None
     seed: int = 42
     seeds: list[int] | None = None
     kd_weight: float | None = None
@@ -88,6 +89,9 @@ class TrainConfig:
             for seed in self.seeds:
                 if not isinstance(seed, int) or isinstance(seed, bool):
                     raise UserError(f"seeds: {seed!r} is not an integer")
+        if self.topic_numbers is not None and (not self.topic_numbers or not all(
+                isinstance(topic, int) and not isinstance(topic, bool) for topic in self.topic_numbers)):
+            raise UserError(f"topic_numbers must be a non-empty list of topic numbers, got {self.topic_numbers!r}")
         if "ranking" in self.loss and not self.ranking_data:
             raise UserError(f"loss {self.loss} needs ranking data (write it with `train negatives`)")
         if not (self.teacher or self.student_init):

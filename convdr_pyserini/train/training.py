@@ -52,6 +52,10 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
         self.topics = load_topics(config.topics)
+        if config.topic_numbers is not None:
+            from ..folds import only_topics
+
+            self.topics = only_topics(self.topics, config.topic_numbers)
         self.records = list(self.topics)
         if config.uses_kd:
             data.check_manual_rewrites(self.topics.source, self.records)
