@@ -31,6 +31,7 @@ _EXPORTS = {
     "compress_index": "index", "merge_shards": "index",
     "IdMapping": "ids",
     "load_matrix": "reproduce", "reproduce": "reproduce",
+    "Candidate": "reproduce", "NestedCVConfig": "reproduce", "nested_cv": "reproduce",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

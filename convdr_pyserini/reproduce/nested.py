@@ -50,8 +50,8 @@ class Candidate:
 
 @dataclass
 class NestedCVConfig:
-    """Nested CV of `candidates` on `topics` for one `seed`, scored by `measure` (models and runs under
-    `output`); `qrels` defaults to the topics' own."""
+    """Nested CV of `candidates` on `topics` (or only its `topic_numbers`) for one `seed`, scored by `measure`
+    (models and runs under `output`); `qrels` defaults to the topics' own."""
 
     topics: str
     candidates: list[Candidate]
@@ -59,6 +59,7 @@ class NestedCVConfig:
     seed: int = 42
     measure: str = "nDCG@3"
     qrels: str | None = None
+    topic_numbers: list[int] | None = None  # only these topics (conversations) of `topics`
 
     def __post_init__(self) -> None:
         names = [candidate.name for candidate in self.candidates]
@@ -100,6 +101,8 @@ def nested_cv(config: NestedCVConfig) -> NestedCVResult:
     from .runner import train_or_reuse
 
     topics = load_topics(config.topics)
+    if config.topic_numbers is not None:
+        topics = only_topics(topics, config.topic_numbers)
     qrels = _qrels(config, topics)
     fold_of = fold_assignment(topics)
     fold_numbers = sorted(set(fold_of.values()))
@@ -200,7 +203,7 @@ def _score(run, qrels, measure: str) -> float:
 
 
 def _describe(config: NestedCVConfig) -> dict:
-    return {"topics": config.topics, "seed": config.seed, "measure": config.measure,
+    return {"topics": config.topics, "topic_numbers": config.topic_numbers, "seed": config.seed, "measure": config.measure,
             "candidates": [dataclasses.asdict(candidate) for candidate in config.candidates]}
 
 

@@ -61,6 +61,7 @@ class ConditionRuns:
     condition: Condition
     runs: list[Path] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
+    nested: list[dict] = field(default_factory=list)  # per seed: nested CV's choice and score per outer fold
     skipped: str | None = None
     error: str | None = None
 
@@ -124,6 +125,10 @@ class Runner:
         self.models_dir = Path(models_dir) / matrix.dataset
         self.outputs: dict[str, str] = {}  # prepare step name -> its output
 
+    def _candidate_references(self, condition: Condition) -> set[str]:
+        names = (condition.nested or {}).get("candidates", [])
+        return set().union(*(_references(self.matrix.condition(name)) for name in names)) if names else set()
+
     def search(self, settings: dict, output: Path, where: str) -> Path:
         """Run a search (or reuse the run at `output` when its sidecar records the same search)."""
         from ..io.runs import sidecar_path
@@ -170,9 +175,14 @@ class Runner:
             result.skipped = "missing: " + ", ".join(missing)
             return result
         try:
-            self.prepare(_references(condition))
+            self.prepare(_references(condition) | self._candidate_references(condition))
             if condition.run is not None:
                 result.runs = [fetch_run(condition)]
+            elif condition.nested is not None:
+                for seed in self.matrix.seeds:
+                    summary = self.nested(condition, seed)
+                    result.runs.append(Path(summary["run"]))
+                    result.nested.append({"seed": seed, **summary})
             elif not condition.trains:
                 result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
             else:
@@ -203,6 +213,30 @@ class Runner:
             seconds += train_or_reuse(settings, output, seed, where)
             outputs[name] = model = str(output)
         return model, seconds
+
+
+    def nested(self, condition: Condition, seed: int) -> dict:
+        """Nested cross-validation over the condition's candidates for one seed; its summary (folds, run)."""
+        from .nested import Candidate, NestedCVConfig, nested_cv
+
+        from ..io.runs import Run
+
+        candidates = []
+        for name in condition.nested["candidates"]:
+            entry = self.matrix.condition(name)
+            kept = {str(stage.get("name")): "{" + str(stage.get("name")) + "}" for stage in entry.train}  # for nested_cv
+            stages = [substitute(stage, {**self.outputs, **kept}, f"{condition.name}: candidate {name}")
+                      for stage in entry.train]
+            candidates.append(Candidate(name, stages, substitute(entry.search, self.outputs, condition.name)))
+        topics = candidates[0].train[-1].get("topics") or self.matrix.qrels
+        config = NestedCVConfig(topics=topics, candidates=candidates, seed=seed, qrels=self.matrix.qrels,
+                                output=str(self.models_dir / condition.name / f"seed-{seed}"),
+                                measure=condition.nested.get("measure", "nDCG@3"),
+                                topic_numbers=condition.nested.get("topic_numbers"))
+        result = nested_cv(config)
+        run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
+        Run.read(result.run_path).write(run, overwrite=True, tag=condition.name)
+        return {**result.to_mapping(), "run": str(run)}
 
 
 def train_or_reuse(settings: dict, output: Path, seed: int, where: str) -> float:
