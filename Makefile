@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(PY) -m convdr_pyserini.demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _EXPORTS = {
     "Passage": "io", "Qrels": "io", "Rewrites": "io", "Run": "io", "Topics": "io",
-    "load_rewrites": "io", "load_topics": "io",
+    "load_rewrites": "io", "load_qrels": "resolve", "load_topics": "resolve",
     "BM25Retriever": "search", "ConvDRRetriever": "search", "DenseRetriever": "search", "SearchSpec": "search",
     "fuse_rrf": "search",
     "Report": "evaluate", "evaluate": "evaluate",

@@ -17,7 +17,7 @@ import signal
 import sys
 from typing import Callable, Iterator
 
-from .errors import InvalidInput, UserError
+from .errors import UserError
 
 MAX_INT = 2**31 - 1  # Java's int: what Lucene and faiss take as a count
 
@@ -84,10 +84,24 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def report(error: UserError) -> int:
-    """Print a UserError (each problem of an InvalidInput) as `error:` lines; returns exit code 2."""
-    problems = error.problems if isinstance(error, InvalidInput) else [str(error)]
-    for problem in problems:
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's destination (the library's parameter name) -> its long flag, subcommands included."""
+    names: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                names.update(flag_names(subparser))
+            continue
+        flags = [flag for flag in action.option_strings if flag.startswith("--")]
+        if flags:
+            names.setdefault(action.dest, flags[0])
+    return names
+
+
+def report(error: UserError, flags: dict[str, str] | None = None) -> int:
+    """Print a UserError (each problem of an InvalidInput) as `error:` lines, the parameters it names shown as
+    their `flags`; returns exit code 2."""
+    for problem in error.render(flags or {}):
         print(f"error: {problem}", file=sys.stderr)
     return 2
 
@@ -111,7 +125,7 @@ def cli_main(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable:
                 try:
                     return int(run(args) or 0)
                 except UserError as error:
-                    return report(error)
+                    return report(error, flag_names(parser))
                 except KeyboardInterrupt as interrupt:
                     print("interrupted", file=sys.stderr)
                     return 143 if isinstance(interrupt, Terminated) else 130

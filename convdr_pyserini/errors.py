@@ -1,13 +1,78 @@
-"""Errors that the command-line tools report as `error:` lines on stderr with exit code 2."""
+"""Errors that the command-line tools report as `error:` lines on stderr with exit code 2.
+
+A message may name the parameters it is about as `{name}` fields, listed after the message:
+`UserError("{k1} -1 is out of range", "k1")` reads `k1 -1 is out of range` from Python (the API's parameter), and a
+command line reports it with its flag (`--k1 -1 is out of range`) through `render`.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from typing import Iterator, Mapping
+
+
+def _named(text: str, parameters: tuple[str, ...], names: Mapping[str, str]) -> str:
+    for parameter in parameters:
+        text = text.replace("{" + parameter + "}", names.get(parameter, parameter))
+    return text
 
 
 class UserError(Exception):
-    """Bad input from the user: a missing or malformed file, an unknown id, a bad option value."""
+    """Bad input from the user: a missing or malformed file, an unknown id, a bad option or parameter value."""
+
+    def __init__(self, message: str = "", *parameters: str):
+        self.template, self.parameters = message, parameters
+        super().__init__(_named(message, parameters, {}))
+
+    def render(self, names: Mapping[str, str]) -> list[str]:
+        """The message's lines, each parameter named as `names` says (a command line: its flags)."""
+        return [_named(self.template, self.parameters, names)]
 
 
 class InvalidInput(UserError):
     """Several problems in the inputs, each reported on its own line (`problems`)."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+    def __init__(self, problems: list[str], *parameters: str):
+        self.templates = list(problems)
+        self.problems = [_named(problem, parameters, {}) for problem in problems]
+        super().__init__("\n".join(self.templates), *parameters)
+
+    def render(self, names: Mapping[str, str]) -> list[str]:
+        return [_named(problem, self.parameters, names) for problem in self.templates]
+
+
+# errors that mean "this place cannot be written" rather than a bug
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM,
+                 errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.ETXTBSY, errno.EMLINK,
+                 errno.ENAMETOOLONG}
+# the same, as libraries that wrap the OS error in their own exception spell it (faiss, Lucene)
+_WRITE_ERROR_TEXTS = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)]
+
+
+def unwritable(error: BaseException, path: str | os.PathLike) -> UserError | None:
+    """The one-line error for a failure that means `path` cannot be written (read-only file system, permission
+    denied, no locks, full disk or quota), or None for any other failure."""
+    if isinstance(error, OSError):
+        if error.errno not in _WRITE_ERRORS:
+            return None
+        reason = error.strerror or os.strerror(error.errno)
+    elif isinstance(error, Exception) and not isinstance(error, UserError):
+        reason = next((text for text in _WRITE_ERROR_TEXTS if text in str(error)), None)
+        if reason is None:
+            return None
+    else:
+        return None
+    return UserError(f"cannot write {path}: {reason}")
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Steps that write `path`: a failure that means it cannot be written becomes one `UserError`."""
+    try:
+        yield
+    except Exception as error:
+        failure = unwritable(error, path)
+        if failure is None:
+            raise
+        raise failure from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, writing
 
 MIRROR_ENV = "CONVDR_PYSERINI_MIRROR"
 HOME_ENV = "CONVDR_PYSERINI_HOME"
@@ -44,8 +44,12 @@ def manifest() -> dict[str, DataFile]:
 
 
 def home() -> Path:
-    """The cache folder: `$CONVDR_PYSERINI_HOME`, default `~/.cache/convdr_pyserini`."""
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "convdr_pyserini")
+    """The cache folder: `$CONVDR_PYSERINI_HOME`, else `convdr_pyserini` in the user's cache folder
+    (`$XDG_CACHE_HOME`, default `~/.cache`)."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV])
+    xdg = os.environ.get("XDG_CACHE_HOME")  # the XDG spec ignores a relative value
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "convdr_pyserini"
 
 
 def mirror() -> Path | None:
@@ -123,8 +127,9 @@ def download(entry: DataFile, target: Path) -> Path:
     where = f"put the file (sha256 {entry.sha256}) at {target} or under ${MIRROR_ENV}/{entry.name}"
     if os.environ.get(OFFLINE_ENV):
         raise UserError(f"{entry.name} not found offline; download {entry.url} and {where}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as response:
             for block in iter(lambda: response.read(1 << 20), b""):
@@ -134,8 +139,9 @@ def download(entry: DataFile, target: Path) -> Path:
             raise UserError(
                 f"download of {entry.name} from {entry.url} has sha256 {actual}, expected {entry.sha256}; not used"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        with writing(target):
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise UserError(f"{entry.name} not found and download of {entry.url} failed ({reason}); {where}") from None

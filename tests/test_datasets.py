@@ -177,7 +177,7 @@ def test_unknown_dataset_id_lists_close_matches():
 
 
 def test_query_type_missing_from_dataset():
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics
     from convdr_pyserini.search.queries import field_text, sparse_texts
 
     record = queries("convdr/cast19")[0]
@@ -265,3 +265,113 @@ def test_bad_mirror_file_is_refused_through_the_cli(tmp_path, monkeypatch, share
     assert datasets_cli.main(["summary", "convdr/cast19"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "2019qrels.txt" in err[0] and "refusing to use it" in err[0]
+
+
+def ir_datasets_export(argv, capsys):
+    """What ir_datasets' own `export` command writes for `argv` (the ids are registered in this process)."""
+    from ir_datasets.commands import export as ir_export
+
+    capsys.readouterr()
+    ir_export.main(argv)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["convdr/cast20/mini", "qrels"],
+    ["convdr/cast19/judged", "qrels", "--format", "jsonl"],
+    ["convdr/cast21", "qrels", "--format", "tsv"],
+    ["convdr/cast20/mini", "docs", "--fields", "doc_id"],
+])
+def test_export_writes_what_ir_datasets_export_writes(argv, capsys):
+    assert datasets_cli.main(["export", *argv]) == 0
+    ours = capsys.readouterr().out
+    theirs = ir_datasets_export(argv, capsys)
+    assert ours == theirs and ours
+    first = ours.splitlines()[0]
+    if argv[1] == "qrels" and "--format" not in argv:
+        query_id, iteration, doc_id, grade = first.split(" ")
+        assert (iteration, grade.isdigit()) == ("0", True)
+    if argv[1] == "docs":
+        assert len(ours.splitlines()) == 1426
+
+
+def test_export_queries_with_their_optional_and_tuple_fields(capsys):
+    """ir_datasets skips fields typed Optional[str] or tuple[str, ...]; ours are exported in its formats."""
+    records = queries("convdr/cast21")
+    assert datasets_cli.main(["export", "convdr/cast21", "queries", "--format", "jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [{name: list(value) if isinstance(value, tuple) else value for name, value in record._asdict().items()}
+                     for record in records]
+    assert datasets_cli.main(["export", "convdr/cast20", "queries", "--fields", "query_id", "raw_utterance",
+                              "history"]) == 0
+    tsv = capsys.readouterr().out.splitlines()
+    second = queries("convdr/cast20")[1]
+    assert tsv[1].split("\t") == [second.query_id, second.raw_utterance, *second.history]  # a tuple: one column each
+    assert len(tsv) == 216
+
+
+def test_export_bad_options_are_one_line(capsys):
+    assert datasets_cli.main(["export", "convdr/cast20/mini", "queries", "--fields", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "no field 'nope'" in err and "raw_utterance" in err
+    assert datasets_cli.main(["export", "convdr/cast20/mini", "queries", "--format", "trec"]) == 2
+    assert "cannot be exported as 'trec'" in capsys.readouterr().err
+    assert datasets_cli.main(["export", "convdr/canard/dev", "qrels"]) == 2
+    assert "has no qrels" in capsys.readouterr().err
+    assert datasets_cli.main(["export", "convdr/cast20/minii", "qrels"]) == 2
+    assert "did you mean convdr/cast20/mini" in capsys.readouterr().err
+
+
+def test_cast21_turns_rewrites_canonical_passages_and_qrels(shared_data):
+    records = queries("convdr/cast21")
+    assert len(records) == 239 and len({q.topic_number for q in records}) == 26
+    judged = queries("convdr/cast21/judged")
+    assert len(judged) == 158
+    qrels = list(ir_datasets.load("convdr/cast21").qrels_iter())
+    lines = (shared_data / "cast-21/trec-cast-qrels-docs.2021.qrel").read_text().splitlines()
+    assert len(qrels) == len(lines) == 19334
+    assert collections.Counter(q.relevance for q in qrels) == collections.Counter(int(line.split()[3]) for line in lines)
+    assert collections.Counter(q.relevance for q in qrels) == {0: 13829, 1: 2072, 2: 1710, 3: 1007, 4: 716}
+    assert {q.query_id for q in judged} == {q.query_id for q in qrels}
+    manual = json.loads((shared_data / "cast-21/2021_manual_evaluation_topics_v1.0.json").read_text())
+    automatic = json.loads((shared_data / "cast-21/2021_automatic_evaluation_topics_v1.0.json").read_text())
+    by_id = {q.query_id: q for q in records}
+    for source, kind in ((manual, "manual"), (automatic, "automatic")):
+        for topic in source:
+            for turn in topic["turn"]:
+                record = by_id[f"{topic['number']}_{turn['number']}"]
+                assert getattr(record, f"{kind}_canonical_result_id") == f"{turn['canonical_result_id']}-{turn['passage_id']}"
+                assert getattr(record, f"{kind}_canonical_passage") == turn["passage"]
+                assert record.automatic_rewritten_utterance == turn["automatic_rewritten_utterance"].strip()
+    turn = by_id["106_3"]
+    assert turn.manual_rewritten_utterance == "How deadly is lobular carcinoma in situ?"
+    assert turn.history_manual_canonical_result_ids == ("MARCO_D59865-7", "MARCO_D684514-1")
+    assert turn.history_manual_canonical_passages == (by_id["106_1"].manual_canonical_passage,
+                                                      by_id["106_2"].manual_canonical_passage)
+    assert len(turn.history) == 2 and turn.default_text() == turn.raw_utterance
+
+
+def test_cast21_every_query_mode_has_its_input():
+    from convdr_pyserini.encode.inputs import MODES, conversational_input
+
+    record = {q.query_id: q for q in queries("convdr/cast21")}["106_5"]
+    for mode in MODES:
+        value = conversational_input(record, mode)  # no collection needed: the topics carry the passages
+        assert value
+    assert conversational_input(record, "man_can")["responses"] == [record.history_manual_canonical_passages[-1]]
+    assert conversational_input(record, "auto_can")["responses"] == [record.history_automatic_canonical_passages[-1]]
+
+
+def test_a_topics_file_of_another_year_is_one_line(shared_data, tmp_path):
+    cast20 = shared_data / "cast-20/2020_manual_evaluation_topics_v1.0.json"
+    cast21 = shared_data / "cast-21/2021_automatic_evaluation_topics_v1.0.json"
+    with pytest.raises(UserError, match="topic 81 is not a cast21 topic .*wrong year's topic file"):
+        cast.cast21_queries(cast20, cast21)
+    with pytest.raises(UserError, match="topic 106 is not a cast20 topic"):
+        cast.cast20_queries(shared_data / "cast-21/2021_manual_evaluation_topics_v1.0.json", cast21)
+    from convdr_pyserini.resolve import load_topics
+
+    loaded = load_topics(str(cast21))  # any year's file read as a topics file: CAsT-21 records
+    assert isinstance(loaded.queries[0], cast.Cast21Query) and len(loaded) == 239
+    assert loaded.queries[0].manual_canonical_result_id is None
+    assert loaded.queries[0].automatic_canonical_result_id == "MARCO_D59865-7"

@@ -1,7 +1,11 @@
 """`python -m convdr_pyserini.evaluate` on the real published CAsT-20 runs, checked against pytrec_eval and scipy."""
+import contextlib
+import errno
 import itertools
 import json
+import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -52,7 +56,7 @@ def pytrec_per_query(qrels, run, measure, judged_only=False):
 
 @pytest.fixture(scope="module")
 def runs(shared_data, tmp_path_factory):
-    """The two published runs copied to a writable folder (their .eval.json goes next to them)."""
+    """The two published runs copied to a writable folder (a saved .eval.json goes next to them)."""
     folder = tmp_path_factory.mktemp("runs")
     for name in PUBLISHED:
         shutil.copy(shared_data / RUNS / name, folder / name)
@@ -95,6 +99,9 @@ def test_cli_writes_eval_json_and_states_the_conventions(runs, capsys):
     out = capsys.readouterr().out
     assert "preset cast20" in out and "grade >= 2" in out
     assert "trec_eval default" in out
+    assert not list(runs.glob("*.eval.json"))  # saving per-query results is asked for, never done by default
+    assert main(["--qrels", "convdr/cast20", "--run", str(human), str(original), "--save-eval"]) == 0
+    assert capsys.readouterr().out == out
     saved = json.loads((runs / "Human_reranked_100.txt.eval.json").read_text())
     assert saved["measures"] == ["nDCG@3", "RR(rel=2)", "R(rel=2)@100"]
     assert round(saved["runs"][0]["aggregate"]["nDCG@3"], 4) == 0.4789
@@ -222,7 +229,7 @@ def test_qrels_conflicting_grades_and_unknown_source(tmp_path, capsys):
     run.write_text("81_1 Q0 MARCO_1 1 1.0 t\n")
     assert main(["--qrels", str(qrels), "--run", str(run), "--measures", "RR"]) == 2
     assert f"{qrels}:2: document MARCO_1 of query 81_1 is graded 3 here but 1 on line 1" in capsys.readouterr().err
-    assert main(["--qrels", "convdr/cast21", "--run", str(run), "--measures", "RR"]) == 2
+    assert main(["--qrels", "convdr/cast22", "--run", str(run), "--measures", "RR"]) == 2
     assert "neither a file nor a known dataset id" in capsys.readouterr().err
 
 
@@ -256,3 +263,61 @@ def test_convdr_integer_ids_are_converted_before_scoring(runs, shared_data, tmp_
     scored = evaluate_runs("convdr/cast20", {"integer": converted}, MEASURES).runs[0]
     assert any("ConvDR integer ids converted" in note for note in scored.run.notes)
     assert scored.per_query == result.scores_of("Human_reranked_100.txt").per_query
+
+
+@contextlib.contextmanager
+def read_only(folder, monkeypatch):
+    """`folder` where nothing can be written: a read-only bind mount of it when the test runs as root (as CI does),
+    the folder without write permission otherwise; where neither can be had, the OS refusing to create files there
+    (EROFS at `os.open`)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    view = folder.with_name(folder.name + "-read-only")
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True).returncode == 0
+    try:
+        if mounted and subprocess.run(["mount", "-o", "remount,ro,bind", str(view)],
+                                      capture_output=True).returncode == 0:
+            yield view
+            return
+        real_open = os.open
+
+        def refusing_open(path, flags, *args, **kwargs):
+            if str(path).startswith(str(folder)) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refusing_open)
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(view)], check=True)
+
+
+def test_runs_in_a_read_only_folder_are_scored_and_saving_is_one_line(runs, tmp_path, capsys, monkeypatch):
+    """Evaluating reads only: a run on a read-only file system is scored (exit 0) and nothing is written; asked to
+    save per-query results there, it prints the scores first, then one line saying what could not be saved."""
+    folder = tmp_path / "published"
+    folder.mkdir()
+    shutil.copy(runs / "Human_reranked_100.txt", folder / "Human_reranked_100.txt")
+    with read_only(folder, monkeypatch) as shared:
+        run = str(shared / "Human_reranked_100.txt")
+        assert main(["--qrels", "convdr/cast20", "--run", run]) == 0
+        scored = capsys.readouterr()
+        assert "Human_reranked_100.txt  208" in scored.out and "error" not in scored.err
+        assert main(["--qrels", "convdr/cast20", "--run", run, "--save-eval"]) == 2
+        refused = capsys.readouterr()
+        assert refused.out == scored.out
+        lines = refused.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: per-query results not saved: ") and \
+            f"{run}.eval.json" in lines[0], refused.err
+        assert main(["--qrels", "convdr/cast20", "--run", run, "--save-eval", str(tmp_path / "saved")]) == 0
+        assert capsys.readouterr().out == scored.out
+    assert sorted(path.name for path in folder.iterdir()) == ["Human_reranked_100.txt"]
+    saved = json.loads((tmp_path / "saved" / "Human_reranked_100.txt.eval.json").read_text())
+    assert len(saved["runs"][0]["per_query"]["nDCG@3"]) == 208

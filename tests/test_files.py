@@ -99,3 +99,14 @@ def test_download_verifies_checksum_and_renames_atomically(tmp_path, monkeypatch
             assert files.resolve(NAME) == target and target.read_bytes() == payload
     finally:
         server.httpd.shutdown()
+
+
+def test_the_cache_is_in_the_users_xdg_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("CONVDR_PYSERINI_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert files.home() == tmp_path / "xdg" / "convdr_pyserini"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec says to ignore a relative path
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert files.home() == tmp_path / "user" / ".cache" / "convdr_pyserini"
+    monkeypatch.setenv("CONVDR_PYSERINI_HOME", str(tmp_path / "own"))
+    assert files.home() == tmp_path / "own"

@@ -53,10 +53,8 @@ def world(tmp_path_factory, shared_data):
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file under `folder` with its bytes (hidden temporaries and locks included; not the record of a dense
-    index's verified checksums, a cache that searching an index may write into it)."""
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.name != ".verified.json"}
+    """Every file under `folder` with its bytes (hidden temporaries and locks included)."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def error_lines(capsys) -> list[str]:
@@ -479,7 +477,7 @@ def test_two_concurrent_lucene_builds_do_not_replace_each_other(world, tmp_path)
 
 # -- the rest of the catalogue of the reliability issue -------------------------------------------------------------
 def test_dense_search_verifies_checksums_once_and_no_verify_warns(world, tmp_path, capsys, monkeypatch):
-    from convdr_pyserini.index import faiss_io
+    from convdr_pyserini.index import faiss_io, verified
 
     copy = tmp_path / "dense"
     shutil.copytree(world / "dense", copy)
@@ -488,7 +486,9 @@ def test_dense_search_verifies_checksums_once_and_no_verify_warns(world, tmp_pat
     real = faiss_io.sha256_of
     monkeypatch.setattr(faiss_io, "sha256_of", lambda path: hashed.append(Path(path).name) or real(path))
     assert search_main([*argv, "--output", str(tmp_path / "a.trec")]) == 0
-    assert sorted(hashed) == ["docid", "index"] and (copy / ".verified.json").is_file()
+    assert sorted(hashed) == ["docid", "index"]
+    assert verified.record_file(os.path.realpath(copy / "index")).is_file(), "the record is in the user's cache"
+    assert sorted(path.name for path in copy.iterdir()) == ["docid", "index", "meta.json"], "nothing in the index"
     hashed.clear()
     assert search_main([*argv, "--output", str(tmp_path / "b.trec")]) == 0
     assert hashed == [], "a verified index (same size and mtime) is not hashed again"
@@ -628,7 +628,8 @@ def test_evaluation_traps_mixed_ids_and_no_overlap(world, tmp_path, capsys, shar
     assert scores["mixed.trec"] == pytest.approx(scores["official.trec"]) and round(scores["mixed.trec"], 4) == 0.4789
     passages = published.read_text().replace("MARCO_", "D").replace("CAR_", "D")
     (tmp_path / "docs.trec").write_text(passages)
-    assert evaluate_main(["--qrels", "convdr/cast20", "--run", str(tmp_path / "docs.trec"), "--measures", "nDCG@3"]) == 0
+    assert evaluate_main(["--qrels", "convdr/cast20", "--run", str(tmp_path / "docs.trec"), "--measures", "nDCG@3",
+                          "--save-eval"]) == 0
     assert "warning: docs.trec: only 0 of the" in capsys.readouterr().err
     assert "warning: only 0 of the" in json.dumps(json.loads((tmp_path / "docs.trec.eval.json").read_text()))
 

@@ -135,11 +135,11 @@ def test_search_parameters_the_index_lacks_are_refused(flat, tmp_path):
     with pytest.raises(UserError, match="--nprobe applies to compressed .* is flat"):
         DenseSearcher([flat], nprobe=4)
     queries = clustered(2, DIM, seed=1)
-    with pytest.raises(UserError, match="--nprobe applies to IVF indexes"):
+    with pytest.raises(UserError, match="^nprobe applies to IVF indexes"):
         DenseSearcher([tmp_path / "hnsw"], nprobe=4).search(queries, 5)
-    with pytest.raises(UserError, match="--ef-search applies to HNSW indexes"):
+    with pytest.raises(UserError, match="^ef_search applies to HNSW indexes"):
         DenseSearcher([tmp_path / "ivf"], ef_search=16).search(queries, 5)
-    with pytest.raises(UserError, match="--nprobe 17 is larger than the 16 lists"):
+    with pytest.raises(UserError, match="^nprobe 17 is larger than the 16 lists"):
         DenseSearcher([tmp_path / "ivf"], nprobe=17).search(queries, 5)
     with pytest.raises(UserError, match="is not a flat index"):
         compress_index(tmp_path / "ivf", tmp_path / "again", "PQ4")

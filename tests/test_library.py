@@ -223,3 +223,36 @@ def test_train_config_refuses_bad_settings():
                             ({"loss": "kd+ranking"}, "needs ranking data")]:
         with pytest.raises(UserError, match=needle):
             cp.TrainConfig(**{**base, **changes})
+
+
+def test_library_errors_name_the_api_parameters(lucene):
+    """Errors from Python name the parameters (`k1`, `hits`, `measures`), not command-line flags; an empty input
+    is a UserError, a value of the wrong type a TypeError naming the parameter."""
+    with pytest.raises(UserError, match=r"^k1 -1.0 is out of range"):
+        cp.BM25Retriever(lucene, k1=-1.0, b=0.68)
+    with pytest.raises(TypeError, match=r"^k1 must be a number, not NoneType"):
+        cp.BM25Retriever(lucene, k1=None, b=0.68)
+    with pytest.raises(TypeError, match=r"^index must be a path, not NoneType"):
+        cp.BM25Retriever(None, k1=0.82, b=0.68)
+    with cp.BM25Retriever(lucene, k1=0.82, b=0.68) as retriever:
+        with pytest.raises(UserError, match=r"^hits must be at least 1, got 0"):
+            retriever.search(MINI, hits=0)
+        with pytest.raises(TypeError, match=r"^hits must be an integer, not NoneType"):
+            retriever.search(MINI, hits=None)
+        with pytest.raises(UserError, match=r"^topics 'nothing' hold no queries"):
+            retriever.search(cp.Topics([], "nothing"), hits=10)
+        with pytest.raises(TypeError, match=r"^topics must be a dataset id or a path, not NoneType"):
+            retriever.search(None, hits=10)
+        with pytest.raises(UserError, match=r"; pass missing_rewrite raw to search those"):
+            retriever.search(MINI, query={"81_1": "garage door opener"}, hits=10)
+        run = retriever.search(MINI, hits=10)
+    with pytest.raises(UserError, match=r"^runs is empty"):
+        cp.evaluate(MINI, {})
+    with pytest.raises(TypeError, match=r"^qrels must be a dataset id or a path, not NoneType"):
+        cp.evaluate(None, {"raw": run})
+    with pytest.raises(InvalidInput) as caught:
+        cp.evaluate(MINI, {"raw": run}, "fooo@3", baseline="bm25")
+    assert caught.value.problems[0].startswith("measures: 'fooo@3' is rejected by ir_measures")
+    assert caught.value.problems[1] == "baseline bm25 is not one of the evaluated runs (raw)"
+    with pytest.raises(UserError, match=r"^qrels 'nowhere.txt' is neither a file nor a known dataset id"):
+        cp.load_qrels("nowhere.txt")

@@ -76,7 +76,7 @@ def test_full_scale_matrices_skip_and_never_pass(name, tmp_path, capsys):
 @needs_fresh_clone
 def test_committed_tables_are_what_the_matrices_generate(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(EVALUATION.parent)  # the tables name the matrix by its path from the repository root
-    for name in ("cast20", "cast19", "orquac"):
+    for name in ("cast20", "cast19", "orquac", "cast21"):
         generated = tmp_path / f"{name}.md"
         main([f"evaluation/{name}.yaml", "--table", str(generated)])
         assert generated.read_text() == (EVALUATION / f"{name}.md").read_text()
@@ -161,3 +161,48 @@ def test_an_experiment_matrix_reuses_finished_runs(tmp_path, capsys, shared_data
     assert "reusing" in capsys.readouterr().err
     assert (runs / "experiment" / "manual.trec").stat().st_mtime_ns == made
     assert matrix.with_suffix(".md").read_text() == table
+
+
+def test_cast21_table_matches_an_independent_ir_measures_computation(shared_data):
+    """Every number of evaluation/cast21.md, recomputed from the organizers' files with plain Python (MaxP by the
+    last '-', the published rule by the first) and ir_measures."""
+    import collections
+
+    import ir_measures
+
+    def read(path):
+        run = collections.defaultdict(dict)
+        for line in (shared_data / path).read_text().splitlines():
+            query_id, _, doc_id, _, score, _ = line.split()
+            run[query_id][doc_id] = float(score)
+        return run
+
+    def best_passage(run, document_of):
+        documents = {}
+        for query_id, hits in run.items():
+            best = documents.setdefault(query_id, {})
+            for passage_id, score in hits.items():
+                best[document_of(passage_id)] = max(score, best.get(document_of(passage_id), score))
+        return documents
+
+    qrels = list(ir_measures.read_trec_qrels(str(shared_data / "cast-21/trec-cast-qrels-docs.2021.qrel")))
+    measures = [ir_measures.parse_measure(name) for name in ("nDCG@3", "RR(rel=2)", "R@100", "AP")]
+    table = {}
+    condition = None
+    for line in (EVALUATION / "cast21.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if len(cells) == 7 and cells[2] in {str(m) for m in measures}:
+            condition = cells[0].strip("`") or condition
+            table[condition, cells[2]] = float(cells[4])
+    expected = {}
+    for name in ("bm25", "ance", "ance_bert"):
+        passages = read(f"cast-21/runs-organizers/org_manual_{name}.trec")
+        runs = {"published": read(f"cast-21/runs-organizers/document_runs/org_manual_{name}.run"),
+                "maxp": best_passage(passages, lambda passage: passage.rsplit("-", 1)[0]),
+                "cast21-published": best_passage(passages, lambda passage: passage.split("-")[0])}
+        for kind, run in runs.items():
+            for measure, value in ir_measures.calc_aggregate(measures, qrels, run).items():
+                expected[f"org-manual-{name.replace('_', '-')}-{kind}", str(measure)] = round(value, 4)
+    assert len(table) == len(expected) == 36
+    assert table == expected
+    assert table["org-manual-ance-published", "nDCG@3"] == 0.5300 and table["org-manual-ance-maxp", "nDCG@3"] == 0.5482

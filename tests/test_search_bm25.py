@@ -96,7 +96,7 @@ def test_rerun_is_byte_identical(index, tmp_path):
 
 def test_same_hits_as_pyserini_at_1000(index, topics):
     """The bulk Lucene path gives Pyserini's docids, order and (tie-adjusted float32) scores exactly."""
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics
     from convdr_pyserini.search.bm25 import BM25Searcher
     from convdr_pyserini.search.queries import sparse_texts
 

@@ -59,6 +59,29 @@ def test_exact_top_k_with_docid_ties_in_blocks_and_shards(tied_collection, k):
     assert any(len({score for _, score in hits}) < len(hits) for hits in full), "the data should hold exact ties"
 
 
+def test_array_path_writes_the_run_file_the_lists_give(tied_collection, tmp_path):
+    """Hits kept as arrays from faiss to the writer give the bytes (docid, score) lists give, also where
+    duplicates tie at the k-th score across blocks and shards (the smallest docids take the last places)."""
+    from convdr_pyserini.io.runs import HitArrays, Run
+
+    vectors, docids, flat, pieces, queries = tied_collection
+    full = brute_force(vectors, docids, queries, len(docids))
+    cuts = [(q, k) for q, hits in enumerate(full) for k in range(1, 60) if hits[k - 1][1] == hits[k][1]]
+    query, k = next((q, k) for q, k in cuts if q >= 20)  # a query equal to an indexed (duplicated) vector
+    tied = {docid for docid, score in full[query] if score == full[query][k - 1][1]}
+    assert len(tied) > 1 and {docid for docid, _ in full[query][:k]} & tied != tied
+    qids = [f"q{i}" for i in range(len(queries))]
+    expected = Run(dict(zip(qids, brute_force(vectors, docids, queries, k))))
+    expected.write(tmp_path / "lists.trec", tag="t", sidecar=False)
+    for number, searcher in enumerate([DenseSearcher([flat]), DenseSearcher([flat], block_rows=7),
+                                       DenseSearcher(pieces), DenseSearcher(pieces[::-1], block_rows=13)]):
+        rows, scores, counts = searcher.search_arrays(queries, k)
+        arrays = HitArrays(qids, rows, scores, counts, searcher.docids)
+        Run(arrays).write(tmp_path / f"arrays{number}.trec", tag="t", sidecar=False)
+        assert (tmp_path / f"arrays{number}.trec").read_bytes() == (tmp_path / "lists.trec").read_bytes()
+        assert dict(arrays) == expected.hits and Run(arrays).counts() == expected.counts()
+
+
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory, shared_data):
     """A MiniLM index (short inputs) of the 64 first passages of the mini collection."""
@@ -185,7 +208,7 @@ def test_canonical_responses_for_man_can(shared_data):
     """man_can/auto_can inputs carry the previous turn's canonical passage, also for the full collection."""
     from convdr_pyserini import datasets
     from convdr_pyserini.encode import conversational_input
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics, response_lookup
 
     mini = datasets.load(MINI)
     record = next(q for q in mini.queries_iter() if q.query_id == "81_3")
@@ -194,7 +217,7 @@ def test_canonical_responses_for_man_can(shared_data):
     # the mini collection, which holds every CAsT-20 canonical passage; so does a CAsT JSON topics file
     manual_json = shared_data / "cast-20" / "2020_manual_evaluation_topics_v1.0.json"
     for topics in (load_topics(MINI), load_topics("convdr/cast20"), load_topics(manual_json)):
-        lookup = topics.response_lookup()
+        lookup = response_lookup(topics)
         text = lookup(previous)
         assert text == mini.docs_store().get(previous).text and len(text) > 50
         assert conversational_input(topics["81_3"], "man_can", lookup)["responses"] == [text]

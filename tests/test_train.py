@@ -138,7 +138,7 @@ def test_cv_layout_cards_determinism_and_search_agree(tmp_path, tiny_model, mini
     search --cv picks, for each topic, the fold model that did not train on it."""
     import yaml
 
-    from convdr_pyserini.io import load_topics
+    from convdr_pyserini.resolve import load_topics
     from convdr_pyserini.search.dense import ConvDRRetriever
 
     outputs = [tmp_path / "a", tmp_path / "b"]

@@ -1,4 +1,4 @@
-"""`python -m convdr_pyserini.collection {cast,orquac}`: prepare a passage collection as JsonCollection shards."""
+"""`python -m convdr_pyserini.collection {cast,cast21,orquac}`: prepare a passage collection as JsonCollection shards."""
 from __future__ import annotations
 
 import argparse
@@ -22,9 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     cast.add_argument("--msmarco", required=True, type=Path, help="MS MARCO passage collection.tsv (pid<TAB>text)")
     cast.add_argument("--car", required=True, type=Path, help="TREC CAR paragraphCorpus cbor (v2.0)")
     cast.add_argument("--duplicates", required=True, type=Path, help="CAsT duplicate_list_v1.0.txt")
+    cast21 = commands.add_parser("cast21", help="the CAsT-21 collection: MS MARCO v1 documents, KILT and the "
+                                 "Washington Post v4 cut into passages <docid>-<n> by the organizers' 2021 rule")
+    cast21.add_argument("--msmarco-docs", type=Path, help="MS MARCO v1 msmarco-docs.tsv (docid, url, title, body)")
+    cast21.add_argument("--kilt", type=Path, help="KILT kilt_knowledgesource.json (JSON lines)")
+    cast21.add_argument("--wapo", type=Path, help="TREC_Washington_Post_collection.v4.jl (JSON lines)")
+    cast21.add_argument("--duplicates", type=Path, help="the organizers' marco_duplicates.txt (needed with --msmarco-docs)")
     orquac = commands.add_parser("orquac", help="the OR-QuAC collection: all_blocks.txt")
     orquac.add_argument("--blocks", required=True, type=Path, help="OR-QuAC all_blocks.txt (JSON lines id, title, text)")
-    for command, name in ((cast, "cast"), (orquac, "orquac")):
+    for command, name in ((cast, "cast"), (cast21, "cast21"), (orquac, "orquac")):
         command.add_argument("--output", type=Path,
                              help=f"output folder (default: $CONVDR_PYSERINI_HOME/collections/{name})")
         command.add_argument("--shard-size", type=positive_int, default=DEFAULT_SHARD_SIZE,
@@ -36,11 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main(build_parser)
 def main(args: argparse.Namespace) -> int:
-    from . import default_output, prepare_cast, prepare_orquac
+    from . import default_output, prepare_cast, prepare_cast21, prepare_orquac
 
     output = args.output or default_output(args.command)
     if args.command == "cast":
         summary = prepare_cast(args.msmarco, args.car, args.duplicates, output, args.shard_size, args.overwrite)
+    elif args.command == "cast21":
+        summary = prepare_cast21(args.msmarco_docs, args.kilt, args.wapo, args.duplicates, output, args.shard_size,
+                                 args.overwrite)
     else:
         summary = prepare_orquac(args.blocks, output, args.shard_size, args.overwrite)
     counts = summary["counts"]

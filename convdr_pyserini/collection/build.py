@@ -14,7 +14,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .._progress import progress_bar
 from ..errors import UserError
@@ -33,12 +33,19 @@ _BAR_EVERY = 4096
 
 @dataclass(frozen=True)
 class Source:
-    """One input file, how to read it, and the doc ids to leave out."""
+    """One input file, how to read it, the doc ids to leave out and, for documents, how to cut them into passages.
+
+    `split(record)` gives the `(id, contents)` of each passage of a record; without it a record is one passage.
+    """
 
     kind: str
     path: Path
     read: Callable[[Path, Position], Iterator[Record]]
     exclude: frozenset[str] = field(default=frozenset(), repr=False)
+    split: Callable[[Record], Iterable[tuple[str, str]]] | None = None
+
+    def passages(self, record: Record) -> Iterable[tuple[str, str]]:
+        return [(record.doc_id, record.contents)] if self.split is None else self.split(record)
 
 
 def shard_name(index: int) -> str:
@@ -123,7 +130,7 @@ def build_collection(
     Returns the summary (counts, inputs, fields).
     """
     if shard_size < 1:
-        raise UserError(f"--shard-size must be at least 1, got {shard_size}")
+        raise UserError(f"{{shard_size}} must be at least 1, got {shard_size}", "shard_size")
     output = Path(output)
     extra_inputs = extra_inputs or {}
     _check_inputs(sources, extra_inputs)
@@ -132,19 +139,20 @@ def build_collection(
     if output.exists():
         existing = _read_summary(output) if output.is_dir() else None
         if existing is None and (not output.is_dir() or any(output.iterdir())):
-            raise UserError(f"{output} exists and is not a collection written by this tool; choose another --output")
+            raise UserError(f"{output} exists and is not a collection written by this tool; choose another {{output}}",
+                            "output")
         if existing is not None and existing.get("signature") == signature:
             logger.info("%s already holds this collection (%s docs)", output, f"{existing['counts']['documents']:,}")
             return existing
         if existing is not None and not overwrite:
             raise UserError(f"{output} holds a collection built from other inputs or options; "
-                            "pass --overwrite to replace it")
+                            "pass {overwrite} to replace it", "overwrite")
     staging = output.parent / f".{output.name}.partial"
     with OutputLock(output):
         try:
             progress = _prepare_staging(staging, _fingerprint(sources, extra_inputs, shard_size, fields))
         except OSError as error:
-            raise UserError(f"cannot write {staging}: {error.strerror}") from None
+            raise UserError(f"cannot write {output}: {error.strerror}") from None
         if progress["shards"]:
             logger.info("resuming %s after %d complete shards", staging, progress["shards"])
         total_bytes = sum(source.path.stat().st_size for source in sources)
@@ -158,7 +166,7 @@ def build_collection(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         except OSError as error:
-            raise UserError(f"cannot write {staging}: {error.strerror}") from None
+            raise UserError(f"cannot write {output}: {error.strerror}") from None
         except BaseException:
             logger.warning("stopped; %d complete shards kept in %s: run the same command again to resume",
                            progress["shards"], staging)
@@ -182,26 +190,32 @@ def _write_shards(sources: list[Source], staging: Path, shard_size: int, progres
     for source_index in range(progress["source"], len(sources)):
         source = sources[source_index]
         start = Position(*progress["position"]) if source_index == progress["source"] else Position()
-        last_offset = start.offset
+        last_offset, record_start, skip = start.offset, start._replace(part=0), start.part
         read = counts["read"].get(source.kind, 0)
         excluded = counts["excluded"].get(source.kind, 0)
-        for number, record in enumerate(source.read(source.path, start), 1):
-            read += 1
+        for number, record in enumerate(source.read(source.path, record_start), 1):
+            if not skip:
+                read += 1
             if record.doc_id in source.exclude:
                 excluded += 1
+                parts = []
             else:
+                parts = list(source.passages(record))
+            for part, (doc_id, contents) in enumerate(parts[skip:], skip + 1):
                 if handle is None:
                     tmp = staging / f".{shard_name(shard)}.tmp"
                     handle = open(tmp, "w", encoding="utf-8")
-                handle.write(json.dumps({"id": record.doc_id, "contents": record.contents}, ensure_ascii=False) + "\n")
+                handle.write(json.dumps({"id": doc_id, "contents": contents}, ensure_ascii=False) + "\n")
                 counts["documents"] += 1
                 in_shard += 1
-            if in_shard == shard_size or number % _BAR_EVERY == 0:
-                counts["read"][source.kind], counts["excluded"][source.kind] = read, excluded
+                if in_shard == shard_size:
+                    counts["read"][source.kind], counts["excluded"][source.kind] = read, excluded
+                    # after the last passage of a record, resume with the next record; else within this one
+                    close_shard(source_index, record.end if part == len(parts) else record_start._replace(part=part))
+            skip, record_start = 0, record.end
+            if number % _BAR_EVERY == 0 or handle is None:
                 bar.update(record.end.offset - last_offset)
                 last_offset = record.end.offset
-                if in_shard == shard_size:
-                    close_shard(source_index, record.end)
         counts["read"][source.kind], counts["excluded"][source.kind] = read, excluded
         bar.update(source.path.stat().st_size - last_offset)
     if handle is not None:

@@ -13,25 +13,35 @@ from typing import Iterator, NamedTuple
 
 from ..errors import UserError
 from ..io.passages import Passage, flat_text, marco_text
-from ..io.text import decode_line, json_object
+from ..io.text import decode_line, json_object, required_field
 
 _PID = re.compile(r"^(?:MARCO_)?([0-9]+)$")
+_DOC = re.compile(r"^(?:MARCO_)?D([0-9]+)$")
 _CBOR_BREAK = b"\xff"
 _CBOR_INDEFINITE_ARRAY = b"\x9f"
 _CAR_PARAGRAPHS_FILE_TYPE = 2
 
 
 class Position(NamedTuple):
-    """Where a reader stands in its file: bytes consumed and records (lines, paragraphs) consumed."""
+    """Where a reader stands in its file: bytes consumed, records (lines, paragraphs) consumed, and how many
+    passages of the next record are already written (for documents cut into several passages)."""
 
     offset: int = 0
     number: int = 0
+    part: int = 0
 
 
 class Record(NamedTuple):
+    """A passage (or a whole document, for the readers of document collections) and the position after it.
+
+    `contents` is None for a document without text (a record the organizers left out); `title` is a
+    document's title.
+    """
+
     doc_id: str
-    contents: str
+    contents: str | None
     end: Position
+    title: str | None = None
 
 
 def _binary_lines(path: Path, start: Position) -> Iterator[tuple[int, int, str]]:
@@ -42,7 +52,7 @@ def _binary_lines(path: Path, start: Position) -> Iterator[tuple[int, int, str]]
         raise UserError(f"cannot read {path}: {error.strerror}") from None
     with handle:
         handle.seek(start.offset)
-        offset, line_number = start
+        offset, line_number = start.offset, start.number
         for raw in handle:
             offset += len(raw)
             line_number += 1
@@ -164,19 +174,79 @@ def car_paragraph_ids(path: Path) -> Iterator[tuple[str, Position]]:
         yield _paragraph(item, path, end).para_id, end
 
 
-def read_duplicates(path: Path) -> frozenset[str]:
-    """The MARCO ids to drop: every id listed after the colon of a CAsT `duplicate_list_v1.0.txt` line.
+def read_duplicates(path: Path, documents: bool = False) -> frozenset[str]:
+    """The MARCO ids to drop: every id listed after the colon of a CAsT duplicate list line.
 
-    Lines read `MARCO_<pid>:MARCO_<dup>,MARCO_<dup>,...` (the list may be empty); the id before the colon
-    is kept. Ids may also be given without the `MARCO_` prefix. This is what ConvDR and ir_datasets drop.
+    Passages (CAsT-19/20 `duplicate_list_v1.0.txt`): lines `MARCO_<pid>:MARCO_<dup>,MARCO_<dup>,...` (the list may be
+    empty), ids also without the `MARCO_` prefix; this is what ConvDR and ir_datasets drop. Documents (`documents`,
+    CAsT-21 `marco_duplicates.txt`): lines `D<n>:D<dup>,...`, ids also as `MARCO_D<n>`; an id listed as the
+    duplicate of two originals is dropped all the same, as the organizers' tools do. The id before the colon is kept.
     """
+    pattern, shape, prefix = ((_DOC, "D<n>:D<n>,D<n>,...", "MARCO_D") if documents
+                              else (_PID, "MARCO_<pid>:MARCO_<pid>,MARCO_<pid>,...", "MARCO_"))
     drop: set[str] = set()
     for line_number, _, line in _binary_lines(path, Position()):
         if not line.strip():
             continue
         head, colon, tail = line.strip().partition(":")
-        matches = [_PID.match(doc_id.strip()) for doc_id in [head, *filter(None, tail.split(","))]]
+        matches = [pattern.match(doc_id.strip()) for doc_id in [head, *filter(None, tail.split(","))]]
         if not colon or not all(matches):
-            raise UserError(f"{path}:{line_number}: expected 'MARCO_<pid>:MARCO_<pid>,MARCO_<pid>,...', got {line[:60]!r}")
-        drop.update(f"MARCO_{int(match.group(1))}" for match in matches[1:])
+            raise UserError(f"{path}:{line_number}: expected '{shape}', got {line[:60]!r}")
+        drop.update(f"{prefix}{int(match.group(1))}" for match in matches[1:])
     return frozenset(drop)
+
+
+def marco_documents(path: Path, start: Position = Position()) -> Iterator[Record]:
+    """(`MARCO_D<n>`, body, title) of an MS MARCO v1 `msmarco-docs.tsv` (`docid<TAB>url<TAB>title<TAB>body`).
+
+    As the organizers' tools did, the line is stripped first; a document whose body is then missing (3 columns)
+    has no passages (contents None).
+    """
+    for line_number, offset, line in _binary_lines(path, start):
+        parts = line.strip().split("\t")
+        if len(parts) not in (3, 4) or not _DOC.match(parts[0]) or parts[0].startswith("MARCO_"):
+            raise UserError(f"{path}:{line_number}: expected 'D<n><TAB>url<TAB>title<TAB>body' (4 tab-separated "
+                            f"columns), got {line[:60]!r}")
+        body = parts[3] if len(parts) == 4 else None
+        yield Record(f"MARCO_{parts[0]}", body, Position(offset, line_number), parts[2])
+
+
+def kilt_documents(path: Path, start: Position = Position()) -> Iterator[Record]:
+    """(`KILT_<wikipedia_id>`, paragraphs joined by spaces, title) of the KILT knowledge source (JSON lines)."""
+    for line_number, offset, line in _binary_lines(path, start):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        page = json_object(line, path, line_number, "a JSON object {wikipedia_id, wikipedia_title, text}")
+        wikipedia_id = required_field(page, "wikipedia_id", where, (str, int))
+        title = required_field(page, "wikipedia_title", where, str)
+        text = required_field(page, "text", where, list)
+        if not all(isinstance(paragraph, str) for paragraph in text):
+            raise UserError(f"{where}: field 'text' must be a list of strings")
+        yield Record(f"KILT_{wikipedia_id}", " ".join(text), Position(offset, line_number), flat_text(title))
+
+
+def wapo_documents(path: Path, start: Position = Position()) -> Iterator[Record]:
+    """(`WAPO_<id>`, paragraphs, title) of TREC Washington Post v4 (JSON lines `{id, title, contents: [...]}`).
+
+    The body is what the organizers' tools took: the `content` of every `contents` item of subtype `paragraph`,
+    each preceded by a space; at the first item that is not an object with text (a null in `contents`) they
+    stopped and appended `No body`. A missing title is `No Title`.
+    """
+    for line_number, offset, line in _binary_lines(path, start):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        article = json_object(line, path, line_number, "a JSON object {id, title, contents}")
+        doc_id = required_field(article, "id", where, str)
+        items = required_field(article, "contents", where, list)
+        body = ""
+        for item in items:
+            if not isinstance(item, dict) or (item.get("subtype") == "paragraph" and not isinstance(item.get("content"), str)):
+                body += "No body"
+                break
+            if item.get("subtype") == "paragraph":
+                body += " " + item["content"]
+        title = article.get("title")
+        yield Record(f"WAPO_{doc_id}", body, Position(offset, line_number),
+                     flat_text(title) if isinstance(title, str) else "No Title")

@@ -1,4 +1,5 @@
-"""ir_datasets loaders: `convdr/cast19`, `convdr/cast20`, `convdr/cast20/mini`, OR-QuAC, CANARD, the CAsT collection.
+"""ir_datasets loaders: `convdr/cast19`, `convdr/cast20`, `convdr/cast20/mini`, `convdr/cast21`, OR-QuAC, CANARD, the
+CAsT collections.
 
 Importing this package (`import convdr_pyserini.datasets`) registers every id below with ir_datasets, so that
 `ir_datasets.load("convdr/cast20/mini")` works; `import convdr_pyserini` alone stays cheap and registers nothing.
@@ -132,16 +133,26 @@ class _OrquacDocs(BaseDocs):
         return "en"
 
 
-def _cast_collection_dir() -> Path:
-    from ..collection import default_output
+def _prepared_collection(name: str, command: str) -> Callable[[], Path]:
+    """The folder of a prepared collection, checked when first needed (a UserError saying how to prepare it)."""
 
-    folder = default_output("cast")
-    if not any(folder.glob("*.jsonl")):
-        raise UserError(
-            f"the CAsT collection is not prepared at {folder}: run `python -m convdr_pyserini.collection cast "
-            "--msmarco collection.tsv --car paragraphCorpus.cbor --duplicates duplicate_list_v1.0.txt`"
-        )
+    def folder() -> Path:
+        from ..collection import default_output
+
+        found = default_output(name)
+        if not any(found.glob("*.jsonl")):
+            raise UserError(f"the {name} collection is not prepared at {found}: run `python -m "
+                            f"convdr_pyserini.collection {name} {command}`")
+        return found
+
     return folder
+
+
+_cast_collection_dir = _prepared_collection(
+    "cast", "--msmarco collection.tsv --car paragraphCorpus.cbor --duplicates duplicate_list_v1.0.txt")
+_cast21_collection_dir = _prepared_collection(
+    "cast21", "--msmarco-docs msmarco-docs.tsv --kilt kilt_knowledgesource.json "
+    "--wapo TREC_Washington_Post_collection.v4.jl --duplicates marco_duplicates.txt")
 
 
 def read_trec_qrels(path: Path) -> list[ir_datasets.formats.TrecQrel]:
@@ -179,6 +190,12 @@ def _definitions() -> dict[str, Dataset]:
     qrels19 = lambda: read_trec_qrels(resolve("cast-19/2019qrels.txt"))  # noqa: E731
     qrels19_train = lambda: read_trec_qrels(resolve("cast-19/train_topics_mod.qrel"))  # noqa: E731
     qrels20 = lambda: read_trec_qrels(resolve("cast-20/2020qrels.txt"))  # noqa: E731
+    cast21 = lambda: cast.cast21_queries(  # noqa: E731
+        resolve("cast-21/2021_manual_evaluation_topics_v1.0.json"),
+        resolve("cast-21/2021_automatic_evaluation_topics_v1.0.json"),
+    )
+    qrels21 = lambda: read_trec_qrels(resolve("cast-21/trec-cast-qrels-docs.2021.qrel"))  # noqa: E731
+    cast21_docs = _JsonCollectionDocs(_cast21_collection_dir, in_memory=False)
     cast_docs = _JsonCollectionDocs(_cast_collection_dir, in_memory=False)
     mini_docs = _JsonCollectionDocs(mini.mini_collection_dir, in_memory=True)
     orquac_docs = _OrquacDocs()
@@ -195,6 +212,11 @@ def _definitions() -> dict[str, Dataset]:
         "convdr/cast20": Dataset(cast_docs, _Queries(cast20, cast.Cast20Query), _Qrels(qrels20, CAST_QREL_DEFS)),
         "convdr/cast20/judged": Dataset(
             cast_docs, _Queries(_judged_only(cast20, qrels20), cast.Cast20Query), _Qrels(qrels20, CAST_QREL_DEFS)
+        ),
+        "convdr/cast21/collection": Dataset(cast21_docs),
+        "convdr/cast21": Dataset(cast21_docs, _Queries(cast21, cast.Cast21Query), _Qrels(qrels21, CAST_QREL_DEFS)),
+        "convdr/cast21/judged": Dataset(
+            cast21_docs, _Queries(_judged_only(cast21, qrels21), cast.Cast21Query), _Qrels(qrels21, CAST_QREL_DEFS)
         ),
         "convdr/cast20/mini": Dataset(mini_docs, _Queries(cast20, cast.Cast20Query), _Qrels(qrels20, CAST_QREL_DEFS)),
         "convdr/canard/dev": Dataset(

@@ -1,4 +1,5 @@
-"""`python -m convdr_pyserini.datasets {list,summary}`: what the registered datasets hold."""
+"""`python -m convdr_pyserini.datasets {list,summary,export}`: what the registered datasets hold, and their records
+exported as `ir_datasets export` writes them."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import collections
 
 from .._cli import ArgumentParser, cli_main
 from ..errors import UserError
+from .export import FORMATS, PARTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the dataset ids this package registers")
     summary = commands.add_parser("summary", help="count docs, queries, judged queries and qrels by grade")
     summary.add_argument("dataset_id")
+    export = commands.add_parser("export", help="write docs, queries or qrels to stdout with ir_datasets' exporters "
+                                 "(`python -m ir_datasets export` semantics, for the convdr/ ids too)")
+    export.add_argument("dataset_id")
+    export.add_argument("part", choices=PARTS)
+    export.add_argument("--format", choices=sorted({name for names in FORMATS.values() for name in names}),
+                        help="tsv (default for docs and queries), jsonl, or trec (qrels only; their default)")
+    export.add_argument("--fields", nargs="+", help="the record fields to write, in this order (default: all)")
     return parser
 
 
@@ -56,8 +65,18 @@ def main(args: argparse.Namespace) -> int:
         from . import dataset_ids
 
         print("\n".join(dataset_ids()))
-    else:
+    elif args.command == "summary":
         print(format_summary(summarize(args.dataset_id)))
+    else:
+        import sys
+
+        from .export import export
+
+        try:
+            export(args.dataset_id, args.part, sys.stdout, args.format, args.fields)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... | head`: the reader has what it wanted
+            sys.stderr.close()
     return 0
 
 

@@ -1,17 +1,18 @@
-"""TREC CAsT-19 and CAsT-20 topics, rewrites and qrels as conversational query records."""
+"""TREC CAsT-19, CAsT-20 and CAsT-21 topics, rewrites and qrels as conversational query records."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, get_type_hints
 
 from ..errors import UserError
 from ..io.text import read_json, required_field as field
 from ..io.topics import read_tsv_pairs
 
 # Topic numbers of each official topic file: a file from another year is refused.
-TOPIC_RANGES = {"cast19-train": range(1, 31), "cast19": range(31, 81), "cast20": range(81, 106)}
+TOPIC_RANGES = {"cast19-train": range(1, 31), "cast19": range(31, 81), "cast20": range(81, 106),
+                "cast21": range(106, 132)}
 OPTIONAL_TEXT_FIELDS = ("manual_rewritten_utterance", "automatic_rewritten_utterance", "manual_canonical_result_id",
-                        "automatic_canonical_result_id")
+                        "automatic_canonical_result_id", "canonical_result_id", "passage")
 
 
 class Cast19Query(NamedTuple):
@@ -42,6 +43,21 @@ class Cast20Query(NamedTuple):
     automatic_canonical_result_id: Optional[str]
     history_manual_canonical_result_ids: Optional[tuple[str, ...]]
     history_automatic_canonical_result_ids: Optional[tuple[str, ...]]
+
+    def default_text(self) -> str:
+        return self.raw_utterance
+
+
+_CAST21_PASSAGES = [("manual_canonical_passage", Optional[str]), ("automatic_canonical_passage", Optional[str]),
+                    ("history_manual_canonical_passages", Optional[tuple[str, ...]]),
+                    ("history_automatic_canonical_passages", Optional[tuple[str, ...]])]
+
+
+class Cast21Query(NamedTuple("Cast21Fields", [*get_type_hints(Cast20Query).items(), *_CAST21_PASSAGES])):
+    """A CAsT-21 turn: the CAsT-20 fields (canonical result ids are passage ids `<docid>-<n>`) plus the canonical
+    passages' texts, which the 2021 topic files carry, for this turn and the previous ones."""
+
+    __slots__ = ()
 
     def default_text(self) -> str:
         return self.raw_utterance
@@ -143,11 +159,66 @@ def cast20_queries(manual_path: Path, automatic_path: Path) -> list[Cast20Query]
     return queries
 
 
-def cast_json_queries(path: Path) -> list[Cast19Query | Cast20Query]:
+def _canonical_2021(turn: dict, where: str) -> tuple[str, str]:
+    """(passage id `<docid>-<n>`, passage text) of a 2021 turn's canonical result."""
+    doc_id = field(turn, "canonical_result_id", where, str)
+    return f"{doc_id}-{field(turn, 'passage_id', where, int)}", field(turn, "passage", where, str)
+
+
+def _cast21_records(topics: list[dict], path: Path, automatic: dict[str, tuple] | None) -> list[Cast21Query]:
+    """Cast21Query records of checked 2021 topics; `automatic` holds (rewrite, passage id, text) per turn, or None
+    to take what the file itself gives (the manual file also holds the automatic rewrites)."""
+    queries = []
+    for topic in topics:
+        history: list[str] = []
+        earlier: dict[str, list] = {"manual_ids": [], "automatic_ids": [], "manual_texts": [], "automatic_texts": []}
+        for turn in topic["turn"]:
+            query_id = f"{topic['number']}_{turn['number']}"
+            where = f"{path}: turn {query_id}"
+            raw = turn["raw_utterance"].strip()
+            canonical = _canonical_2021(turn, where)
+            manual = _stripped(turn.get("manual_rewritten_utterance"))
+            if automatic is None:
+                automatic_text = _stripped(turn.get("automatic_rewritten_utterance"))
+                manual_id, manual_passage = canonical if manual is not None else (None, None)
+                automatic_id, automatic_passage = (None, None) if manual is not None else canonical
+            else:
+                if query_id not in automatic:
+                    raise UserError(f"the automatic topics have no turn {query_id}, which {path} has")
+                automatic_text, automatic_id, automatic_passage = automatic[query_id]
+                manual_id, manual_passage = canonical
+            queries.append(Cast21Query(
+                query_id, topic["number"], turn["number"], raw, manual, automatic_text, tuple(history), manual_id,
+                automatic_id, _known(earlier["manual_ids"]), _known(earlier["automatic_ids"]), manual_passage,
+                automatic_passage, _known(earlier["manual_texts"]), _known(earlier["automatic_texts"])))
+            history.append(raw)
+            for key, value in (("manual_ids", manual_id), ("automatic_ids", automatic_id),
+                               ("manual_texts", manual_passage), ("automatic_texts", automatic_passage)):
+                earlier[key].append(value)
+    return queries
+
+
+def cast21_queries(manual_path: Path, automatic_path: Path) -> list[Cast21Query]:
+    """Join the CAsT-21 manual and automatic topic files into one record per turn (239 turns)."""
+    automatic = {}
+    for topic in _topics(automatic_path, "cast21"):
+        for turn in topic["turn"]:
+            query_id = f"{topic['number']}_{turn['number']}"
+            where = f"{automatic_path}: turn {query_id}"
+            automatic[query_id] = (field(turn, "automatic_rewritten_utterance", where, str).strip(),
+                                   *_canonical_2021(turn, where))
+    return _cast21_records(_topics(manual_path, "cast21"), manual_path, automatic)
+
+
+def cast_json_queries(path: Path) -> list[Cast19Query | Cast20Query | Cast21Query]:
     """The turns of one CAsT JSON topics file of any year and shape (2019 evaluation topics, 2020 manual or
     automatic): CAsT-20 records when the file names canonical responses, else CAsT-19 records. Fields the
-    file lacks are None. History is the topic's earlier raw utterances, as for the dataset ids."""
+    file lacks are None. History is the topic's earlier raw utterances, as for the dataset ids. A 2021 file
+    (canonical passage ids and texts) gives CAsT-21 records: its canonical result is the manual one when the file
+    has manual rewrites, else the automatic one."""
     topics = _topics(path, None)
+    if any("canonical_result_id" in turn for topic in topics for turn in topic["turn"]):
+        return _cast21_records(topics, path, None)
     canonical = any(name in turn for topic in topics for turn in topic["turn"]
                     for name in ("manual_canonical_result_id", "automatic_canonical_result_id"))
     queries: list = []

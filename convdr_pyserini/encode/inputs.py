@@ -111,18 +111,22 @@ def conversational_input(record, mode: str, response_text: Callable[[str], str] 
                  "automatic": "automatic_rewritten_utterance"}[mode]
         value = getattr(record, field, None)
         if value is None:
-            raise UserError(f"query {record.query_id} has no {field}, needed for --query {mode}")
+            raise UserError(f"query {record.query_id} has no {field}, needed for {{query}} {mode}", "query")
         return value
     history = list(getattr(record, "history", ()))
     result: dict = {"query": record.raw_utterance, "history": history}
     if mode == "no_res":
         return result
     field = "history_manual_canonical_result_ids" if mode == "man_can" else "history_automatic_canonical_result_ids"
+    texts = getattr(record, field.replace("result_ids", "passages"), None)
+    if texts is not None:  # CAsT-21 topics carry the canonical passages' texts themselves
+        result["responses"] = [texts[-1]] if texts else []
+        return result
     ids = getattr(record, field, None)
     if ids is None:
-        raise UserError(f"query {record.query_id} has no {field} (canonical responses exist in CAsT-20 only), "
-                        f"needed for --query {mode}")
+        raise UserError(f"query {record.query_id} has no {field} (canonical responses exist in CAsT-20 and -21 only), "
+                        f"needed for {{query}} {mode}", "query")
     if response_text is None:
-        raise UserError(f"--query {mode} needs the collection to look up canonical responses")
+        raise UserError(f"{{query}} {mode} needs the collection to look up canonical responses", "query")
     result["responses"] = [response_text(ids[-1])] if ids else []
     return result

@@ -241,9 +241,9 @@ def _max_tokens(config) -> int:
 def check_device(device: str) -> str:
     """`device` if torch can use it; a UserError for `cuda` without a GPU."""
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA GPU is available to torch {torch.__version__}")
+        raise UserError(f"{{device}} {device}: no CUDA GPU is available to torch {torch.__version__}", "device")
     if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-        raise UserError(f"--device must be cpu or cuda[:N], not {device!r}")
+        raise UserError(f"{{device}} must be cpu or cuda[:N], not {device!r}", "device")
     return device
 
 
@@ -253,9 +253,9 @@ def load_encoder(card_or_path: str | os.PathLike | EncoderCard, device: str = "c
     card = resolve_card(card_or_path)
     check_device(device)
     if fp16 and not device.startswith("cuda"):
-        raise UserError("--fp16 needs --device cuda")
+        raise UserError("{fp16} needs {device} cuda", "fp16", "device")
     if fp16 and bf16:
-        raise UserError("choose one of --fp16 and --bf16")
+        raise UserError("choose one of {fp16} and {bf16}", "fp16", "bf16")
     location = card.weights_location()
     state = read_state_dict(location)
     architecture = card.architecture or infer_architecture(state)

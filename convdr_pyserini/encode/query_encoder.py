@@ -51,7 +51,7 @@ class ConvDRQueryEncoder(QueryEncoder):
         self.max_concat_length = min(max_concat_length or card.max_concat_length, self.encoder.max_tokens - 2)
         self.truncate = truncate or card.truncate
         if self.truncate not in ("convdr", "keep-current"):
-            raise UserError(f"--truncate must be convdr or keep-current, not {self.truncate!r}")
+            raise UserError(f"{{truncate}} must be convdr or keep-current, not {self.truncate!r}", "truncate")
         self.batch_size = batch_size
 
     @property

@@ -5,8 +5,10 @@
     python -m convdr_pyserini.evaluate --qrels convdr/cast20 --run raw.trec \\
         --condition "ConvDR-KD" kd.seed1.trec kd.seed2.trec kd.seed3.trec --baseline raw.trec
 
-Writes `<run>.eval.json` next to every run. Every problem in the inputs is reported on its own
-line (`file:line: message`), then the exit code is 2.
+Prints the scores and writes nothing unless asked: `--save-eval [DIR]` saves each run's per-query values as
+`<run>.eval.json` (beside the run, or in DIR), `--by-turn PLOT.png` plots the means by turn. Every problem in the
+inputs is reported on its own line (`file:line: message`), then the exit code is 2; scores that cannot be saved
+are printed first, then one line says what could not be saved (exit code 2).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import sys
 
 from .._cli import ArgumentParser, cli_main
 from ..errors import UserError
+from ..io.passage_runs import AGGREGATIONS
 
 logger = logging.getLogger("convdr_pyserini.evaluate")
 
@@ -25,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m convdr_pyserini.evaluate",
         description="Evaluate TREC runs with ir_measures; several runs side by side, with paired significance "
-        "tests against a baseline. Writes <run>.eval.json next to every run.",
+        "tests against a baseline. Prints the scores; --save-eval also saves each run's per-query values.",
     )
     parser.add_argument("--qrels", required=True, help="an ir_datasets id (e.g. convdr/cast20) or a TREC qrels file")
     parser.add_argument("--run", nargs="+", default=[], metavar="RUN",
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     choice.add_argument(
         "--preset",
-        choices=["cast19", "cast20", "orquac"],
+        choices=["cast19", "cast20", "cast21", "orquac"],
         help="a dataset's customary measures and relevance convention (default: from the qrels' dataset id)",
     )
     parser.add_argument("--topics", metavar="ID", help="ir_datasets id whose query ids the runs may use (for a qrels file)")
@@ -52,10 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="average over every judged query, a query the run lacks scoring 0 (trec_eval -c); "
         "default: average over the judged queries present in the run (trec_eval's default)",
     )
+    parser.add_argument("--aggregate", choices=AGGREGATIONS,
+                        help="score passage runs (ids <docid>-<n>, CAsT-21) against document qrels as document runs: "
+                        "maxp (best passage), firstp (lowest-numbered retrieved passage), sump, meanp, or "
+                        "cast21-published (the organizers' rule, to reproduce their published numbers)")
     parser.add_argument("--judged-only", action="store_true", help="remove unjudged documents from the runs before scoring")
     parser.add_argument("--per-query", action="store_true", help="also print each query's values")
     parser.add_argument("--by-turn", metavar="PLOT.png", help="print each measure by turn number and plot it to this PNG")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --by-turn plot")
+    parser.add_argument("--save-eval", nargs="?", const="", metavar="DIR",
+                        help="save each run's settings, averages and per-query values as <run>.eval.json, beside "
+                             "the run or in DIR (replacing an older one); default: save nothing")
     parser.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format (default: table)")
     return parser
 
@@ -80,7 +90,7 @@ def _run_names(paths: list[str]) -> dict[str, str]:
 @cli_main(build_parser)
 def main(args: argparse.Namespace) -> int:
     from ..io.atomic import prepare_output
-    from .engine import evaluate
+    from .api import evaluate
 
     conditions = {}
     for entry in args.condition:
@@ -101,21 +111,21 @@ def main(args: argparse.Namespace) -> int:
     baseline = args.baseline if args.baseline in conditions else \
         None if args.baseline is None else next(name for name, path in runs.items() if path == args.baseline)
     inputs = [*runs.values(), *(path for members in conditions.values() for path in members), args.qrels]
-    for path in inputs[:-1]:
-        prepare_output(f"{path}.eval.json", inputs, overwrite=True)
     if args.by_turn:
         prepare_output(args.by_turn, inputs, args.overwrite)
     measures, preset = _measures_and_preset(args)
     result = evaluate(args.qrels, {**runs, **conditions}, measures, baseline=baseline,
                       missing_as_zero=args.missing_as_zero, judged_only=args.judged_only, preset=preset,
-                      topics=args.topics)
+                      topics=args.topics, aggregate=args.aggregate)
     turns = None
     if args.by_turn:
         turns = result.by_turn(args.by_turn, overwrite=args.overwrite)
-    written = result.write_eval_files()
-    print(result.table(args.format, per_query=args.per_query, turns=turns))
-    for path in written + ([args.by_turn] if args.by_turn else []):
-        logger.info("wrote %s", path)
+    print(result.table(args.format, per_query=args.per_query, turns=turns), flush=True)
+    if args.by_turn:
+        logger.info("wrote %s", args.by_turn)
+    if args.save_eval is not None:
+        for path in result.write_eval_files(args.save_eval or None):
+            logger.info("wrote %s", path)
     return 0
 
 

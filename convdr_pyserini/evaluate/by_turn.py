@@ -2,28 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
-from .engine import EvaluationResult
-
-
-@dataclass(frozen=True)
-class TurnTable:
-    """`means[run][measure][turn]` over the queries of that turn, and `queries[turn]` (their count)."""
-
-    turns: list[int]
-    queries: dict[int, int]
-    means: dict[str, dict[str, dict[int, float]]]
-
-    def to_dict(self) -> dict:
-        return {
-            "turns": self.turns,
-            "queries": {str(turn): count for turn, count in self.queries.items()},
-            "means": {
-                run: {measure: {str(turn): value for turn, value in by_turn.items()} for measure, by_turn in measures.items()}
-                for run, measures in self.means.items()
-            },
-        }
+from .result import EvaluationResult, TurnTable
 
 
 def by_turn(result: EvaluationResult) -> TurnTable:

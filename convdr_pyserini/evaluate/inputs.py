@@ -3,7 +3,9 @@
 Runs and qrels are read by the one strict reader of each format (`convdr_pyserini.io`), which reports every
 problem at once. Two traps are caught here: ConvDR integer docids in a run scored against official-id qrels
 (converted, as far as the judged CAR mapping goes), and a run that shares almost no docid with the qrels
-(passage ids against document qrels, or another id scheme), which would silently score 0.
+(passage ids against document qrels, or another id scheme), which would silently score 0. A passage run
+(`<docid>-<n>`, CAsT-21) against document qrels is scored through an explicit aggregation or refused; and every
+report carries an audit of the run's ids by source (MARCO_, MARCO_D, CAR_, KILT_, WAPO_).
 """
 from __future__ import annotations
 
@@ -14,17 +16,23 @@ from typing import Mapping, Sequence
 
 from ..errors import InvalidInput, UserError
 from ..io.qrels import Qrels
+from ..io.passage_runs import AGGREGATIONS, passage_share, split_passage_id
 from ..io.runs import Run
-from ..io.topics import Topics, load_topics
+from ..io.topics import Topics
+from ..resolve import load_qrels, load_topics
 
 logger = logging.getLogger(__name__)
 RunInput = "Run | str | os.PathLike | Mapping[str, Mapping[str, float]]"
 OVERLAP_WARNING = 0.01  # share of a run's docids (judged queries) found in the qrels below which we warn
+SOURCE_PREFIXES = ("MARCO_D", "MARCO_", "CAR_", "KILT_", "WAPO_")  # longest first: MARCO_D before MARCO_
+AUDIT_DEPTH = 10
+AUDIT_WARNING = 1 / 3  # a source judged at less than this share of the best-judged source's Judged@10 is warned of
+AUDIT_MINIMUM = 10  # top-10 ids a source needs before it is compared
 
 
 def load_judgments(qrels: "Qrels | str | os.PathLike", topics: str | None = None) -> tuple[Qrels, Topics | None]:
     """The qrels and the topics whose query ids runs may use: `topics`, else the qrels' own dataset's."""
-    qrels = Qrels.load(qrels)
+    qrels = load_qrels(qrels)
     source = topics or (None if qrels.path is not None else qrels.source)
     known = None
     if source is not None:
@@ -120,3 +128,69 @@ def check_overlap(run: Run, qrels: Qrels) -> str | None:
     return (f"only {shared} of the {len(retrieved):,} documents it retrieves for judged queries appear in the qrels "
             f"({Path(str(qrels.source)).name}): are the docids of the same kind (passages vs documents, official ids "
             "vs ConvDR integers)? It will score near 0")
+
+
+def document_run(run: Run, qrels: Qrels, aggregate: str | None) -> Run:
+    """The run to score: with `aggregate`, its document run (passage ids required); without, the run itself,
+    unless its ids are passages of documents the qrels judge (a UserError naming --aggregate: never silently 0)."""
+    if aggregate is not None:
+        documents = run.documents(aggregate)
+        documents.name, documents.path = run.name, run.path
+        documents.notes.append(f"passages aggregated to documents by {aggregate} (document id = passage id up to its "
+                               f"{'first' if aggregate == 'cast21-published' else 'last'} '-'; ties by document id)")
+        return documents
+    passages, total, _ = passage_share(run.docids())
+    if passages and not any(split_passage_id(docid) for docid in qrels.docids()):
+        judged = qrels.docids()
+        if any((split_passage_id(docid) or ("",))[0] in judged for docid in run.docids()):
+            raise UserError(f"{run.name}: {passages:,} of its {total:,} ids are passages <docid>-<n> and the qrels "
+                            f"({Path(str(qrels.source)).name}) judge documents; score it as documents with --aggregate "
+                            f"{' / '.join(AGGREGATIONS[:4])} (aggregate='maxp' in Python)")
+    return run
+
+
+def source_of(docid: str) -> str:
+    """The id source of a docid: its prefix among MARCO_D, MARCO_, CAR_, KILT_, WAPO_, else 'other'."""
+    for prefix in SOURCE_PREFIXES:
+        if docid.startswith(prefix) and (prefix != "MARCO_" or docid[6:7].isdigit()):
+            return prefix
+    return "other"
+
+
+def id_audit(run: Run, qrels: Qrels) -> tuple[list[str], str | None]:
+    """Per id source: distinct ids retrieved for judged queries, how many the qrels hold, and ir_measures' Judged@10
+    of the run restricted to that source; plus a warning when a source is judged far less than the best one.
+
+    One pass over the run groups its hits by source; ir_measures then scores each source's sub-run.
+    """
+    import ir_measures
+
+    judged_docids = qrels.docids()
+    by_source: dict[str, dict[str, dict[str, float]]] = {}
+    for query_id, found in run.items():
+        if query_id not in qrels.judgments:
+            continue
+        for docid, score in found:
+            by_source.setdefault(source_of(docid), {}).setdefault(query_id, {})[docid] = score
+    if set(by_source) <= {"other"}:
+        return [], None
+    judged_at = ir_measures.Judged @ AUDIT_DEPTH
+    lines, fractions = [], {}
+    for source in sorted(by_source):
+        sub_run = by_source[source]
+        retrieved = {docid for hits in sub_run.values() for docid in hits}
+        in_qrels = len(retrieved & judged_docids)
+        judgments = {qid: docs for qid, docs in qrels.judgments.items() if qid in sub_run}
+        fraction = ir_measures.calc_aggregate([judged_at], judgments, sub_run)[judged_at]
+        if sum(min(len(hits), AUDIT_DEPTH) for hits in sub_run.values()) >= AUDIT_MINIMUM:
+            fractions[source] = fraction
+        lines.append(f"{source} {len(retrieved):,} ids ({in_qrels:,} in the qrels), Judged@{AUDIT_DEPTH} {fraction:.3f}")
+    warning = None
+    if len(fractions) > 1:
+        best = max(fractions, key=lambda source: (fractions[source], source))
+        low = [source for source, value in sorted(fractions.items()) if value < AUDIT_WARNING * fractions[best]]
+        if low:
+            warning = (f"{', '.join(low)} ids are judged far less than {best} ids (Judged@{AUDIT_DEPTH} "
+                       f"{', '.join(f'{fractions[s]:.3f}' for s in low)} vs {fractions[best]:.3f}): do those ids match "
+                       "the qrels' (truncated or re-numbered ids)?")
+    return ["ids by source (judged queries): " + "; ".join(lines)], warning

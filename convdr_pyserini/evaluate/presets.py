@@ -25,6 +25,12 @@ PRESETS = {
         "TREC CAsT-20: RR and recall at grade >= 2 as commonly reported (RR(rel=2), R(rel=2)@100); "
         "nDCG@3 uses the graded judgements (0-4)",
     ),
+    "cast21": Preset(
+        "cast21",
+        "nDCG@3 RR(rel=2) R@100 AP",
+        "TREC CAsT-21: document qrels (graded 0-4); RR at grade >= 2, R@100 and AP at grade >= 1; passage runs "
+        "need --aggregate",
+    ),
     "orquac": Preset(
         "orquac",
         "RR@5 R@5 AP@10",
@@ -35,7 +41,7 @@ PRESETS = {
 
 def preset_for_dataset(dataset_id: str) -> Preset | None:
     """The preset that fits an ir_datasets id (`convdr/cast20/judged` -> cast20), if any."""
-    for name in ("cast19", "cast20", "orquac"):
+    for name in ("cast19", "cast20", "cast21", "orquac"):
         if dataset_id.startswith(f"convdr/{name}"):
             return PRESETS[name]
     return None
@@ -71,7 +77,7 @@ def parse_measures(text: str) -> tuple[list, list[str]]:
     measures, problems = [], []
     tokens = split_measure_string(text)
     if not tokens:
-        problems.append("--measures: no measure given")
+        problems.append("no measure given")
     for token in tokens:
         try:
             parsed = [ir_measures.parse_measure(token)]
@@ -79,7 +85,7 @@ def parse_measures(text: str) -> tuple[list, list[str]]:
             try:
                 parsed = list(ir_measures.parse_trec_measure(token))
             except Exception:  # noqa: BLE001
-                problems.append(f"--measures: {token!r} is rejected by ir_measures ({error})")
+                problems.append(f"{token!r} is rejected by ir_measures ({error})")
                 continue
         measures.extend(measure for measure in parsed if measure not in measures)
     return measures, problems

@@ -1,12 +1,13 @@
-"""Rendering an evaluation as an aligned text table, TSV, JSON or Markdown."""
+"""Rendering an evaluation as an aligned text table, TSV, JSON or Markdown, and saving its per-query values."""
 from __future__ import annotations
 
 import json
 import os
 import re
+from pathlib import Path
 
-from .by_turn import TurnTable
-from .engine import EvaluationResult
+from ..errors import UserError
+from .result import EvaluationResult, TurnTable, scores_record
 
 DIGITS = 4
 
@@ -141,3 +142,39 @@ def write_markdown_table(result: EvaluationResult, path: str | os.PathLike | Non
         inputs = [member.run.path for scores in result.runs for member in scores.seeds or [scores] if member.run]
         write_text(path, text, inputs=inputs + [result.qrels.path], overwrite=overwrite)
     return text
+
+
+def write_eval_files(result: EvaluationResult, folder: str | os.PathLike | None = None) -> list[str]:
+    """Write `<run>.eval.json` (settings, averages, per-query values) for each run read from a file: beside the run,
+    or in `folder`; atomically, replacing an older one. What cannot be written is one UserError naming each file
+    and why, raised after the others are written."""
+    from ..io.atomic import atomic_output
+
+    planned: dict[Path, tuple] = {}
+    for scores in result.runs:
+        for member in scores.seeds or [scores]:
+            if member.run is None or member.run.path is None:
+                continue
+            run_path = Path(member.run.path)
+            path = (run_path.parent if folder is None else Path(folder)) / f"{run_path.name}.eval.json"
+            if path in planned:
+                raise UserError(f"two runs named {run_path.name} would both be saved as {path}")
+            record = result.to_dict(run=scores.name) if not scores.seeds else \
+                {**result.to_dict(run=scores.name, per_query=False), "run": scores_record(member, True)}
+            planned[path] = (record, run_path)
+    written, failed = [], []
+    for path, (record, run_path) in planned.items():
+        try:
+            with atomic_output(path, inputs=[run_path, result.qrels.path], overwrite=True) as handle:
+                json.dump(record, handle, indent=1, sort_keys=True)
+                handle.write("\n")
+        except UserError as error:  # it names the file
+            failed.append(str(error))
+            continue
+        except OSError as error:
+            failed.append(f"{path}: {error.strerror or error}")
+            continue
+        written.append(str(path))
+    if failed:
+        raise UserError(f"per-query results not saved: {'; '.join(failed)}")
+    return written

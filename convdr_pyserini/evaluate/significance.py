@@ -41,6 +41,12 @@ class Comparison:
         return marks
 
 
+def describe(permutations: int = PERMUTATIONS, seed: int = SEED) -> str:
+    """How `compare` tests, as the report states it."""
+    return (f"paired two-sided t-test ({T_TEST_MARK}) and paired randomization test ({RANDOMIZATION_MARK}, "
+            f"{permutations:,} resamples, seed {seed}), marked at p < {ALPHA}")
+
+
 def paired_t_test(scores: np.ndarray, baseline: np.ndarray) -> float | None:
     """Two-sided p-value of the paired t-test; 1.0 for identical scores, None under two queries."""
     from scipy import stats

@@ -10,7 +10,8 @@ CAR ids need a mapping, built from the CAR cbor order or from a line-aligned pai
     mapping = IdMapping.from_qrels_pair("2019qrels.txt", "qrels.tsv")
     convert_file("convdr.trec", "official.trec", mapping, "to-official")
 
-The command line is `python -m convdr_pyserini.ids {mapping,convert}`.
+`passages_to_docs` turns a passage run (CAsT-21 ids `<docid>-<n>`) into a document run (`Run.documents`).
+The command line is `python -m convdr_pyserini.ids {mapping,convert,passages-to-docs}`.
 """
 from __future__ import annotations
 
@@ -290,3 +291,16 @@ def convert_file(
             )
     counts["unknown ids"] = len(unknown_ids)
     return counts
+
+
+def passages_to_docs(source: str | Path, output: str | Path, aggregate: str = "maxp", tag: str | None = None,
+                     overwrite: bool = False) -> dict:
+    """Read a passage run, aggregate it to documents and write it (with its sidecar); returns the counts."""
+    from ..io.atomic import prepare_output
+    from ..io.runs import Run
+
+    source, output = Path(source), Path(output)
+    prepare_output(output, [source], overwrite)
+    documents = Run.read(source).documents(aggregate)
+    return documents.write(output, tag=tag or source.name.replace(" ", "_"), overwrite=overwrite,
+                           extra={"passage_run": str(source)})

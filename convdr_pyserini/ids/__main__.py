@@ -1,5 +1,5 @@
-"""`python -m convdr_pyserini.ids {mapping,convert}`: convert run and qrels files between official CAsT ids and
-ConvDR's integers (the library is `convdr_pyserini.ids`)."""
+"""`python -m convdr_pyserini.ids {mapping,convert,passages-to-docs}`: convert run and qrels files between official
+CAsT ids and ConvDR's integers (the library is `convdr_pyserini.ids`), and passage runs into document runs."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .._cli import ArgumentParser, cli_main
 from ..errors import UserError
-from . import DIRECTIONS, IdMapping, agreeing, car_cbor_ids, convert_file, convert_lines, write_mapping_tsv
+from ..io.passage_runs import AGGREGATIONS
+from . import DIRECTIONS, IdMapping, passages_to_docs, agreeing, car_cbor_ids, convert_file, convert_lines, write_mapping_tsv
 
 logger = logging.getLogger("convdr_pyserini.ids")
 
@@ -63,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     convert.add_argument("input", type=Path, metavar="IN")
     convert.add_argument("output", type=Path, metavar="OUT")
+    to_docs = commands.add_parser("passages-to-docs", help="write the document run of a passage run (ids "
+                                  "<docid>-<n>, as in CAsT-21) as a TREC run, documents scored by --aggregate")
+    to_docs.add_argument("--aggregate", required=True, choices=AGGREGATIONS,
+                         help="maxp: best passage; firstp: lowest-numbered retrieved passage; sump / meanp: sum / "
+                         "mean of the retrieved passages; cast21-published: the CAsT-21 organizers' rule (MaxP with the "
+                         "id cut at the first '-', which breaks WaPo UUID ids; only to reproduce their numbers)")
+    to_docs.add_argument("--tag", help="run tag of OUT (default: the input's file name)")
+    to_docs.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    to_docs.add_argument("input", type=Path, metavar="IN")
+    to_docs.add_argument("output", type=Path, metavar="OUT")
     return parser
 
 
@@ -73,6 +84,11 @@ def _doc_ids(path: Path) -> set[str]:
 
 @cli_main(build_parser)
 def main(args: argparse.Namespace) -> int:
+    if args.command == "passages-to-docs":
+        counts = passages_to_docs(args.input, args.output, args.aggregate, args.tag, args.overwrite)
+        logger.info("%s: %s documents for %s queries (%s)", args.output, f"{counts['hits']:,}", counts["queries"],
+                    args.aggregate)
+        return 0
     if not (args.mapping or args.from_qrels or args.from_car):
         raise UserError("give at least one of --mapping, --from-qrels OFFICIAL INTEGER, --from-car CBOR")
     inputs = [*(args.mapping or ()), *(path for pair in args.from_qrels or () for path in pair), args.from_car]

@@ -71,7 +71,7 @@ def build_compressed(flat: faiss_io.DenseIndexDir, target: Path, factory: str, t
             raise UserError(f"training sample of {sample:,} vectors is larger than the index ({flat.count:,} vectors)")
         index.train(read_rows(flat, sample_rows(flat.count, sample, seed)))
     elif train_sample is not None:
-        raise UserError(f"index type {factory} needs no training; drop --train-sample")
+        raise UserError(f"index type {factory} needs no training; drop {{train_sample}}", "train_sample")
     for _, block in flat.vector_blocks(block_rows):
         index.add(block)
     faiss.write_index(index, str(target))
@@ -108,14 +108,15 @@ def set_search_parameters(index, nprobe: int | None = None, ef_search: int | Non
         try:
             ivf = faiss.extract_index_ivf(index)
         except RuntimeError:
-            raise UserError(f"--nprobe applies to IVF indexes; {where or 'this index'} has none") from None
+            raise UserError(f"{{nprobe}} applies to IVF indexes; {where or 'this index'} has none", "nprobe") from None
         if nprobe > ivf.nlist:
-            raise UserError(f"--nprobe {nprobe} is larger than the {ivf.nlist} lists of {where or 'the index'}")
+            raise UserError(f"{{nprobe}} {nprobe} is larger than the {ivf.nlist} lists of {where or 'the index'}",
+                            "nprobe")
         ivf.nprobe = nprobe
     if ef_search is not None:
         hnsw = _hnsw(index)
         if hnsw is None:
-            raise UserError(f"--ef-search applies to HNSW indexes; {where or 'this index'} is not one")
+            raise UserError(f"{{ef_search}} applies to HNSW indexes; {where or 'this index'} is not one", "ef_search")
         hnsw.efSearch = ef_search
 
 
@@ -125,17 +126,18 @@ def refine_source(piece: faiss_io.DenseIndexDir, source: str | os.PathLike | Non
     to hold the same passages in the same order."""
     source = source or (piece.meta.get("compressed_from") or {}).get("path")
     if source is None:
-        raise UserError(f"{piece.path}: --refine needs the flat index it was compressed from; name it with "
-                        "--refine-from")
+        raise UserError(f"{piece.path}: {{refine}} needs the flat index it was compressed from; name it with "
+                        "{refine_from}", "refine", "refine_from")
     try:
         flat = faiss_io.open_index_dir(source, verify=verify)
     except UserError as error:
-        raise UserError(f"--refine: {error}") from None
+        raise UserError(f"{{refine}}: {error}", "refine") from None
     if not flat.flat or (flat.count, flat.dim) != (piece.count, piece.dim):
-        raise UserError(f"--refine: {source} holds {flat.count} x {flat.dim} {'flat' if flat.flat else 'compressed'} "
-                        f"vectors; {piece.path} needs its own {piece.count} x {piece.dim} flat index")
+        raise UserError(f"{{refine}}: {source} holds {flat.count} x {flat.dim} {'flat' if flat.flat else 'compressed'} "
+                        f"vectors; {piece.path} needs its own {piece.count} x {piece.dim} flat index", "refine")
     if _docid_checksum(flat) != _docid_checksum(piece):
-        raise UserError(f"--refine: {source} and {piece.path} have different docid files; not the same collection")
+        raise UserError(f"{{refine}}: {source} and {piece.path} have different docid files; not the same "
+                        "collection", "refine")
     return flat
 
 

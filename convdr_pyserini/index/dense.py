@@ -29,7 +29,8 @@ import numpy as np
 from .._progress import progress_bar
 from ..errors import UserError
 from ..io.atomic import OutputLock, prepare_output, publish_directory
-from ..io.collections import CollectionSource, open_collection
+from ..io.collections import CollectionSource
+from ..resolve import open_collection
 from . import faiss_io
 
 logger = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ def _check_finite(vectors: np.ndarray, passages) -> None:
     if not finite.all():
         bad = passages[int(np.flatnonzero(~finite)[0])].doc_id
         raise UserError(f"the encoder gave a non-finite vector (NaN or infinity) for passage {bad}; "
-                        "nothing was indexed past it (with --fp16, try without)")
+                        "nothing was indexed past it (with {fp16}, try without)", "fp16")
 
 
 def _own_chunks(passages: Iterator, chunk_size: int, shard, skip: int) -> Iterator[list]:
@@ -273,7 +274,8 @@ def _emit(chunk, number, shard_index, shards, skip, owned_seen):
     if owned_seen >= skip:
         yield chunk
     elif owned_seen + len(chunk) > skip:
-        raise UserError(f"recorded progress ({skip} passages) does not end on a chunk boundary; rerun with --overwrite")
+        raise UserError(f"recorded progress ({skip} passages) does not end on a chunk boundary; rerun with "
+                        "{overwrite}", "overwrite")
     return owned_seen + len(chunk)
 
 
@@ -308,7 +310,7 @@ def _resume_point(partial: Path, settings: dict, overwrite: bool) -> dict:
             reasons.append("the collection files changed since it was started")
         what = " and ".join(reasons)
         raise UserError(f"{partial} holds a partial build, but {what}; rerun the same command to resume it, "
-                        "or pass --overwrite to start over")
+                        "or pass {overwrite} to start over", "overwrite")
     if isinstance(progress, dict) and progress.get("settings") == settings \
             and isinstance(progress.get("done"), int) and isinstance(progress.get("docid_bytes"), int):
         logger.info("resuming %s: %d passages already encoded", partial, progress["done"])

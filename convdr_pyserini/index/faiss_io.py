@@ -5,8 +5,8 @@ format (header, then float32 rows), so neither the builder nor the block searche
 whole matrix in memory, and `faiss.read_index` (hence Pyserini's `FaissSearcher`) reads the file as is.
 
 Opening an index verifies its files against the sha256 checksums in `meta.json`. A verified file is recorded
-in `.verified.json` in the folder by size and modification time, so that repeated searches of a large index
-do not hash it again; a file that changed is hashed (and refused if it differs) the next time.
+in the user's cache (`verified.py`), never in the index folder, so that repeated searches of a large index do
+not hash it again; a file that changed, moved or was replaced is hashed (and refused if it differs) the next time.
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ import numpy as np
 from ..errors import UserError
 from ..files import sha256_of
 from ..io.text import read_json
+from . import verified
 
 logger = logging.getLogger(__name__)
 META = "meta.json"
-VERIFIED = ".verified.json"
 INDEX = "index"
 DOCID = "docid"
 FORMAT = "convdr_pyserini.dense/1"
@@ -118,6 +118,64 @@ class DocidTable:
         blob = self._blob
         return [blob[s:e].decode("utf-8").rstrip() for s, e in zip(self._starts[rows].tolist(), self._ends[rows].tolist())]
 
+    def padded(self, rows) -> np.ndarray | None:
+        """(len(rows), width) uint8: the UTF-8 bytes `get` decodes (trailing whitespace stripped), then NULs;
+        None when one of them holds a NUL."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, stops = self._starts[rows], self._ends[rows].copy()
+        data = np.frombuffer(self._blob, dtype=np.uint8)
+        while len(stops):  # strip trailing ASCII whitespace, as str.rstrip does
+            last = data[np.maximum(stops - 1, 0)]
+            strip = (stops > starts) & _ASCII_SPACE[last]
+            if not strip.any():
+                break
+            stops[strip] -= 1
+        lengths = stops - starts
+        unusual = np.flatnonzero((lengths > 0) & (data[np.maximum(stops - 1, 0)] >= 0x80))
+        for i in unusual:  # may end in non-ASCII whitespace: let str.rstrip decide
+            lengths[i] = len(self.get(rows[i:i + 1])[0].encode("utf-8"))
+        width = int(lengths.max(initial=0))
+        columns = np.arange(width)
+        inside = columns < lengths[:, None]
+        text = np.where(inside, data[np.minimum(starts[:, None] + columns, len(data) - 1)], 0).astype(np.uint8)
+        return None if (text[inside] == 0).any() else text
+
+
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.isspace accepts below 128
+
+
+class JoinedDocids:
+    """The docids of several index pieces as one table: key = the piece's first key (`offsets`) + its row."""
+
+    def __init__(self, tables: list[DocidTable], offsets: np.ndarray):
+        self.tables, self.offsets = tables, np.asarray(offsets, dtype=np.int64)
+
+    def _by_piece(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, DocidTable, np.ndarray]]:
+        """(positions in `keys`, table, rows in it) for each piece that `keys` reach."""
+        numbers = np.searchsorted(self.offsets, keys, side="right") - 1
+        for number in np.unique(numbers):
+            where = np.flatnonzero(numbers == number)
+            yield where, self.tables[number], keys[where] - self.offsets[number]
+
+    def get(self, keys) -> list[str]:
+        keys = np.asarray(keys, dtype=np.int64)
+        docids: list[str] = [""] * len(keys)
+        for where, table, rows in self._by_piece(keys):
+            for position, docid in zip(where.tolist(), table.get(rows)):
+                docids[position] = docid
+        return docids
+
+    def padded(self, keys) -> np.ndarray | None:
+        keys = np.asarray(keys, dtype=np.int64)
+        parts = [(where, table.padded(rows)) for where, table, rows in self._by_piece(keys)]
+        if any(text is None for _, text in parts):
+            return None
+        text = np.zeros((len(keys), max((part.shape[1] for _, part in parts), default=0)), dtype=np.uint8)
+        for where, part in parts:
+            text[where, :part.shape[1]] = part
+        return text
+
 
 @dataclass
 class DenseIndexDir:
@@ -180,39 +238,25 @@ def open_index_dir(path: str | os.PathLike, verify: bool = True) -> DenseIndexDi
 def verify_checksums(path: Path, meta: dict) -> bool:
     """Check `index` and `docid` against the sha256 in meta.json; False when meta.json records none.
 
-    A file whose size and modification time match the record in `.verified.json` is not hashed again.
+    A file recorded as verified (same real path, inode, size and times; see `verified`) is not hashed again.
     """
     checksums = meta.get("checksums")
     if not isinstance(checksums, dict):
         logger.debug("%s has no checksums in meta.json (not built by convdr_pyserini); not verified", path)
         return False
-    record_file = path / VERIFIED
-    try:
-        record = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else {}
-    except (ValueError, UnicodeDecodeError, OSError):
-        record = {}
-    updated = {}
     for name in (INDEX, DOCID):
         expected = checksums.get(name)
         if not isinstance(expected, str):
             raise UserError(f"{path / META}: no checksum for {name}; rebuild the index")
-        stat = (path / name).stat()
-        stamp = [stat.st_size, stat.st_mtime_ns, expected]
-        if isinstance(record, dict) and record.get(name) == stamp:
-            updated[name] = stamp
+        file = verified.identity(path / name, expected)  # before hashing: a change meanwhile is seen next time
+        if verified.is_verified(file):
             continue
         actual = "sha256:" + sha256_of(path / name)
         if actual != expected:
             raise UserError(f"{path / name} has {actual} but meta.json records {expected}: the index is corrupt or "
                             "was modified; rebuild it (or search it anyway with --no-verify)")
-        updated[name] = stamp
-    if updated != record:
-        tmp = path / f".{VERIFIED}.{os.getpid()}.tmp"
-        try:
-            tmp.write_text(json.dumps(updated), encoding="utf-8")
-            os.replace(tmp, record_file)
-        except OSError:  # a read-only index: verify again next time
-            tmp.unlink(missing_ok=True)
+        logger.debug("verified %s against meta.json", path / name)
+        verified.remember(file)
     return True
 
 

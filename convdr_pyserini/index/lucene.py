@@ -9,9 +9,11 @@ vectors (RM3 needs them) and the raw JSON are stored. `meta.json` records what w
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -65,7 +67,8 @@ def collection_folder(spec: str | os.PathLike) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise UserError(f"--collection {spec} is a file; give a JsonCollection folder or an ir_datasets id")
+        raise UserError(f"{{collection}} {spec} is a file; give a JsonCollection folder or an ir_datasets id",
+                        "collection")
     from ..datasets import collection_jsonl
 
     return collection_jsonl(str(spec))
@@ -93,8 +96,13 @@ def build_index(files: list[Path], index_dir: Path, threads: int) -> int:
                 indexer.addRawDocuments(batch)
                 bar.update(len(batch))
     finally:
-        indexer.close()
-    return document_count(index_dir)
+        indexer.close()  # Anserini logs a failed commit (e.g. a full disk) rather than raising it
+    try:
+        return document_count(index_dir)
+    except UserError:
+        if shutil.disk_usage(index_dir).free < sum(path.stat().st_size for path in files):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(index_dir)) from None  # one error line
+        raise
 
 
 def quiet_anserini_logs() -> None:

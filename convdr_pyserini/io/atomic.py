@@ -8,12 +8,15 @@
   writer of the same output.
 - `OutputLock` is an exclusive lock per output (`.<name>.lock`, `flock`), naming the holder's pid.
 
-A full disk (or another write failure) becomes a `UserError` naming the file.
+A place that cannot be written becomes one `UserError` naming the output, whichever step the OS refuses
+(creating the folder, the lock file or the temporary, writing, renaming): a read-only file system, permission
+denied, a file system without locks, a full disk or quota (`unwritable`). Every writer takes an `OutputLock`,
+and the lock turns such a failure of whatever it guards into that error too, also when a library reports it in
+its own exception (faiss, Lucene).
 """
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import re
@@ -22,10 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..errors import UserError
+from ..errors import UserError, unwritable, writing
 
-# errors that mean "this output cannot be written" rather than a bug
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
 _TEMP_RANDOM = r"[a-z0-9_]{8}"
 
 PathLike = str | os.PathLike
@@ -106,7 +107,7 @@ def _remove(entry: Path) -> None:
     if entry.is_dir() and not entry.is_symlink():
         shutil.rmtree(entry, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # another user's leftover in a shared folder stays
             entry.unlink()
 
 
@@ -129,12 +130,6 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}."
 
 
-def _write_failure(error: OSError, path: Path) -> UserError | None:
-    if error.errno in _WRITE_ERRORS:
-        return UserError(f"cannot write {path}: {error.strerror or os.strerror(error.errno)}")
-    return None
-
-
 @contextlib.contextmanager
 def atomic_output(path: PathLike, mode: str = "w", *, inputs: Iterable[PathLike | None] = (),
                   overwrite: bool = False, encoding: str | None = "utf-8") -> Iterator:
@@ -149,26 +144,18 @@ def atomic_output(path: PathLike, mode: str = "w", *, inputs: Iterable[PathLike 
 
 
 def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | None):
-    try:
+    with writing(path):
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise _write_failure(error, path) or error from None
     try:
-        with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
-            yield handle
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        if path.exists() and not overwrite:
-            raise UserError(f"{path} appeared while it was being written; pass --overwrite to replace it")
-        os.replace(tmp_name, path)
-    except OSError as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        failure = _write_failure(error, path)
-        if failure is None:
-            raise
-        raise failure from None
+        with writing(path):
+            with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
+                yield handle
+            os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+            if path.exists() and not overwrite:
+                raise UserError(f"{path} appeared while it was being written; pass --overwrite to replace it")
+            os.replace(tmp_name, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
 
@@ -193,20 +180,13 @@ def atomic_directory(path: PathLike, *, inputs: Iterable[PathLike | None] = (), 
 
 
 def _build_atomically(path: Path, overwrite: bool):
-    try:
+    with writing(path):
         tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
-    except OSError as error:
-        raise _write_failure(error, path) or error from None
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        publish_directory(tmp, path, overwrite)
-    except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
-        failure = _write_failure(error, path)
-        if failure is None:
-            raise
-        raise failure from None
+        with writing(path):
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())
+            publish_directory(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -216,12 +196,13 @@ def publish_directory(finished: Path, path: Path, overwrite: bool) -> None:
     """Rename the folder `finished` to `path`; an existing `path` is first moved aside (a temporary that a
     later run cleans if this one is killed), then removed."""
     old = None
-    if path.exists():
-        if not overwrite and any(path.iterdir()):
-            raise UserError(f"{path} appeared while it was being built; pass --overwrite to replace it")
-        old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
-        os.replace(path, old / path.name)
-    os.replace(finished, path)
+    with writing(path):
+        if path.exists():
+            if not overwrite and any(path.iterdir()):
+                raise UserError(f"{path} appeared while it was being built; pass --overwrite to replace it")
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(finished, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -233,7 +214,8 @@ class OutputLock:
     """An exclusive lock on an output for one process (`.<name>.lock` beside it, via `flock`); reentrant.
 
     A second process asking for the same output gets a UserError naming the pid that holds it. The lock
-    file is removed on release; the lock itself dies with its process.
+    file is removed on release; the lock itself dies with its process. A lock file that cannot be created or
+    locked, and a failure to write inside the locked block, is one `UserError` (see `unwritable`).
     """
 
     def __init__(self, path: PathLike):
@@ -247,6 +229,18 @@ class OutputLock:
             held[1] += 1
             return self
         _make_parent(self.path)
+        with writing(self.path):
+            fd = self._lock()
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode("ascii"))
+            except OSError:
+                self._release(fd)
+                raise
+        _HELD[self._key] = [fd, 1]
+        return self
+
+    def _lock(self) -> int:
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -256,23 +250,37 @@ class OutputLock:
                 os.close(fd)
                 raise UserError(f"{self.path} is being written by another process (pid {holder}); "
                                 "wait for it to finish") from None
+            except OSError:
+                self._release(fd)
+                raise
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
             except FileNotFoundError:
                 same = False
             if same:
-                break
+                return fd
             os.close(fd)  # the previous holder removed the file we locked: try again on the new one
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-        _HELD[self._key] = [fd, 1]
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def _release(self, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.lock_path)
+        os.close(fd)
+
+    def __exit__(self, kind, error, traceback) -> None:
         held = _HELD[self._key]
         held[1] -= 1
         if held[1] == 0:
             del _HELD[self._key]
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)
-            os.close(held[0])
+            self._release(held[0])
+        if error is None or self._about_an_input(error):
+            return
+        failure = unwritable(error, self.path)
+        if failure is not None:
+            raise failure from None
+
+    def _about_an_input(self, error: BaseException) -> bool:
+        """An OS error naming a file outside the output's folder is about an input, not about writing."""
+        name = getattr(error, "filename", None)
+        if not isinstance(name, (str, bytes, os.PathLike)):
+            return False
+        return not Path(os.path.abspath(os.fsdecode(name))).is_relative_to(self.path.absolute().parent)

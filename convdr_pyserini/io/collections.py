@@ -91,32 +91,6 @@ class CollectionSource:
         return [[str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns] for path in self.files]
 
 
-def open_collection(spec: str | os.PathLike) -> CollectionSource:
-    """A JsonCollection folder or file, or an ir_datasets id (its JsonCollection when it has one)."""
-    path = Path(spec)
-    if path.exists():
-        files = collection_files(path)
-        fields = collection_fields(path)
-        return CollectionSource(str(path.resolve()), lambda: _passages(files, fields), count_documents(files),
-                                files, fields, path if path.is_dir() else None)
-    from .. import datasets
-
-    spec = str(spec)
-    dataset = datasets.load(spec)
-    if not dataset.has_docs():
-        raise UserError(f"dataset {spec} has no documents to index")
-    folder = datasets.json_collection_folder(spec)
-    if folder is not None:
-        files = collection_files(folder)
-        fields = collection_fields(folder)
-        return CollectionSource(spec, lambda: _passages(files, fields), count_documents(files), files, fields, folder)
-    try:
-        count = dataset.docs_count()
-    except NotImplementedError:  # ir_datasets docs without count metadata
-        count = None
-    return CollectionSource(spec, lambda: (Passage.from_doc(doc) for doc in dataset.docs_iter()), count, [])
-
-
-def _passages(files: list[Path], fields: tuple[str, ...]) -> Iterator[Passage]:
-    for doc in read_documents(files):
-        yield Passage.from_contents(doc.docid, doc.contents, fields)
+def passages_of(files: list[Path], fields: tuple[str, ...]) -> Callable[[], Iterator[Passage]]:
+    """The passages of a JsonCollection's files, read afresh at each call (what `CollectionSource.passages` takes)."""
+    return lambda: (Passage.from_contents(doc.docid, doc.contents, fields) for doc in read_documents(files))

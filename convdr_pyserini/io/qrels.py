@@ -1,7 +1,6 @@
 """Relevance judgements: the `Qrels` type, its one strict reader (TREC `qid iteration docid grade`) and writer."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -71,31 +70,6 @@ class Qrels:
         if problems:
             raise InvalidInput(problems)
         return cls(judgments, str(path), path)
-
-    @classmethod
-    def from_dataset(cls, dataset_id: str) -> "Qrels":
-        """The qrels of an ir_datasets id (this package's `convdr/...` ids included)."""
-        from .. import datasets
-
-        dataset = datasets.load(dataset_id)
-        if not dataset.has_qrels():
-            raise UserError(f"{dataset_id} has no qrels")
-        judgments: dict[str, dict[str, int]] = {}
-        for qrel in dataset.qrels_iter():
-            judgments.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
-        return cls(judgments, dataset_id)
-
-    @classmethod
-    def load(cls, source: "str | os.PathLike | Qrels") -> "Qrels":
-        """Qrels from a file path or an ir_datasets id (a path that exists wins)."""
-        if isinstance(source, Qrels):
-            return source
-        if os.path.exists(source):
-            return cls.read(source)
-        try:
-            return cls.from_dataset(str(source))
-        except UserError as error:
-            raise UserError(f"qrels {str(source)!r} is neither a file nor a known dataset id: {error}") from None
 
     def __len__(self) -> int:
         return len(self.judgments)

@@ -4,16 +4,23 @@ A run holds, per query, hits ranked by score descending then docid ascending, ea
 written twice gives the same bytes. Reading is strict: every malformed line is reported (`InvalidInput`
 lists them all), and a score that is not a finite number, a docid repeated within a query, a query id not
 in the given topics, a BOM or binary data are refused rather than silently changing a ranking.
+
+A search's hits can stay in arrays (`HitArrays`: docid row numbers and float32 scores) up to the file: the
+(docid, score) lists are built only for the queries a caller looks at, and `Run.write` formats trec lines
+from the arrays without them, byte for byte as it formats the lists.
 """
 from __future__ import annotations
 
 import json
 import math
 import platform
+from collections import abc
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Iterator, Mapping, NamedTuple
+from typing import Callable, Collection, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
+
+import numpy as np
 
 from ..errors import InvalidInput, UserError
 from .atomic import PathLike, atomic_output
@@ -44,6 +51,110 @@ def ranked(hits: Iterable[Hit], depth: int | None = None) -> list[Hit]:
             best[docid] = score
     order = sorted(best.items(), key=lambda item: (-item[1], item[0]))
     return order if depth is None else order[:depth]
+
+
+class DocidLookup(Protocol):
+    """Docids by row number (a dense index's docid file): as strings, or as NUL-padded UTF-8 byte rows."""
+
+    def get(self, rows: np.ndarray) -> list[str]: ...
+
+    def padded(self, rows: np.ndarray) -> np.ndarray | None:
+        """(len(rows), width) uint8: each docid's UTF-8 bytes then NULs; None when a docid holds a NUL itself."""
+
+
+class HitArrays(abc.Mapping):
+    """Ranked hits of many queries held as arrays: row i holds the first `counts[i]` entries of `rows` (keys
+    into `docids`) and `scores` for `query_ids[i]`, ranked. A query's (docid, score) list is built on first
+    access and kept."""
+
+    def __init__(self, query_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray, counts: np.ndarray,
+                 docids: DocidLookup):
+        self.query_ids = [str(query_id) for query_id in query_ids]
+        self._position = {query_id: i for i, query_id in enumerate(self.query_ids)}
+        if len(self._position) != len(self.query_ids):
+            raise ValueError("query ids repeat")
+        if not (len(rows) == len(scores) == len(counts) == len(self.query_ids)):
+            raise ValueError(f"{len(self.query_ids)} query ids but {len(rows)} rows of hits")
+        self.rows, self.scores, self.counts, self.docids = rows, scores, np.asarray(counts, dtype=np.int64), docids
+        self._lists: dict[str, list[Hit]] = {}
+
+    def __getitem__(self, query_id: str) -> list[Hit]:
+        found = self._lists.get(query_id)
+        if found is None:
+            i = self._position[query_id]
+            count = int(self.counts[i])
+            found = list(zip(self.docids.get(self.rows[i, :count]), self.scores[i, :count].tolist()))
+            self._lists[query_id] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.query_ids)
+
+    def __len__(self) -> int:
+        return len(self.query_ids)
+
+    def trec_chunks(self, tag: str, queries_per_chunk: int = 256) -> Iterator[bytes]:
+        """The trec lines of every query, as `_line` writes them, a few hundred queries per chunk."""
+        for first in range(0, len(self.query_ids), queries_per_chunk):
+            last = min(first + queries_per_chunk, len(self.query_ids))
+            chunk = _trec_bytes(self.query_ids[first:last], self.rows[first:last], self.scores[first:last],
+                                self.counts[first:last], self.docids, tag)
+            if chunk is None:  # a NUL in an id or a score past 10**12: format line by line
+                chunk = "".join(_line("trec", query_id, docid, rank, score, tag, None, None, None)
+                                for query_id in self.query_ids[first:last]
+                                for rank, (docid, score) in enumerate(self[query_id], 1)).encode("utf-8")
+            yield chunk
+
+
+def _nul_padded(texts: Sequence[bytes]) -> np.ndarray:
+    """(len(texts), longest) uint8: each text then NULs."""
+    width = max(map(len, texts), default=0)
+    return np.frombuffer(b"".join(text.ljust(width, b"\0") for text in texts), dtype=np.uint8).reshape(len(texts), width)
+
+
+_DIGITS3 = np.array([list(f"{n:03d}".encode()) for n in range(1000)], dtype=np.uint8)
+_SCORE_LIMIT = 1e12  # |score| * 10**6 stays an exact int64
+
+
+def _score_text(scores: np.ndarray) -> np.ndarray | None:
+    """(n, width) uint8: f"{score:.6f}" of each float32 score, NUL-padded; None for other dtypes or past
+    `_SCORE_LIMIT`.
+
+    A float32 times 10**6 is exact in float64 (24 + 14 significant bits), so rounding it half to even gives the
+    digits Python's correctly rounded formatting gives."""
+    values = scores.astype(np.float64)
+    if scores.dtype != np.float32 or not np.all(np.abs(values) < _SCORE_LIMIT):
+        return None
+    micro = np.rint(np.abs(values) * 1e6).astype(np.int64)
+    whole, fraction = np.divmod(micro, 1_000_000)
+    width = len(str(int(whole.max(initial=0))))
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    digits = (whole[:, None] // powers) % 10 + 48
+    digits[(whole[:, None] < powers) & (powers > 1)] = 0  # no leading zeros (NULs are dropped)
+    sign = np.where(np.signbit(values), ord("-"), 0)[:, None]
+    point = np.full((len(values), 1), ord("."))
+    return np.concatenate([sign, digits, point, _DIGITS3[fraction // 1000], _DIGITS3[fraction % 1000]],
+                          axis=1).astype(np.uint8)
+
+
+def _trec_bytes(query_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray, counts: np.ndarray,
+                docids: DocidLookup, tag: str) -> bytes | None:
+    """The trec lines of these queries, built as one NUL-padded byte matrix (a row per hit, a column block
+    per field) whose NULs are then dropped; None where that cannot be exact (a NUL inside an id)."""
+    if "\0" in tag or any("\0" in query_id for query_id in query_ids):
+        return None
+    valid = np.arange(rows.shape[1]) < counts[:, None]
+    query, rank = np.nonzero(valid)
+    docid = docids.padded(rows[valid])
+    score = _score_text(scores[valid])
+    if docid is None or score is None:
+        return None
+    prefix = _nul_padded([f"{query_id} Q0 ".encode("utf-8") for query_id in query_ids])
+    ranks = _nul_padded([f" {number} ".encode() for number in range(1, rows.shape[1] + 1)])
+    suffix = np.frombuffer(f" {tag}\n".encode("utf-8"), dtype=np.uint8)
+    lines = np.concatenate([prefix[query], docid, ranks[rank], score,
+                            np.broadcast_to(suffix, (len(query), len(suffix)))], axis=1)
+    return lines[lines != 0].tobytes()
 
 
 def read_run_lines(path: PathLike, problems: list[str]) -> Iterator[RunLine]:
@@ -89,7 +200,7 @@ class Run:
     refuses to write over any of them. `metadata` is how the run was made, written to the sidecar.
     """
 
-    hits: dict[str, list[Hit]]
+    hits: Mapping[str, list[Hit]]  # a dict, or `HitArrays` straight from a search
     name: str = "run"
     path: Path | None = None
     tag: str | None = None
@@ -158,8 +269,23 @@ class Run:
         return {query_id: [docid for docid, _ in found] for query_id, found in self.hits.items()}
 
     def counts(self) -> dict[str, int]:
-        return {"queries": len(self.hits), "hits": sum(map(len, self.hits.values())),
-                "queries_without_hits": sum(not found for found in self.hits.values())}
+        if isinstance(self.hits, HitArrays):
+            per_query = self.hits.counts.tolist()
+        else:
+            per_query = [len(found) for found in self.hits.values()]
+        return {"queries": len(per_query), "hits": sum(per_query), "queries_without_hits": per_query.count(0)}
+
+    def documents(self, aggregate: str = "maxp") -> "Run":
+        """The document run of a passage run (ids `<docid>-<n>`): each document scored by `aggregate` (`maxp`,
+        `firstp`, `sump`, `meanp` or `cast21-published`; see `convdr_pyserini.io.passage_runs`), ranked by score
+        then document id. Ids that are not all passage ids are a UserError."""
+        from .passage_runs import aggregate_hits, check_aggregation, check_passage_ids
+
+        check_aggregation(aggregate)
+        check_passage_ids(self.docids(), str(self.path or self.name), aggregate)
+        hits = {query_id: aggregate_hits(found, aggregate).items() for query_id, found in self.hits.items()}
+        return Run.from_hits(hits, name=self.name, tag=self.tag, sources=self.sources,
+                             metadata={**self.metadata, "aggregate": aggregate}, notes=list(self.notes))
 
     # -- writing -------------------------------------------------------------------------------------------
     def write(self, path: PathLike, *, tag: str | None = None, format: str = "trec", overwrite: bool = False,
@@ -178,10 +304,15 @@ class Run:
         if any(ch.isspace() for ch in tag) or not tag:
             raise UserError(f"run tag {tag!r} must be a non-empty word without spaces")
         guarded = [*self.sources, *inputs]
-        with atomic_output(path, inputs=guarded, overwrite=overwrite) as out:
-            for query_id, found in self.hits.items():
-                for rank, (docid, score) in enumerate(found, 1):
-                    out.write(_line(format, query_id, docid, rank, score, tag, self.query_texts, qrels, doc_text))
+        if format == "trec" and isinstance(self.hits, HitArrays):
+            with atomic_output(path, "wb", inputs=guarded, overwrite=overwrite) as out:
+                for chunk in self.hits.trec_chunks(tag):
+                    out.write(chunk)
+        else:
+            with atomic_output(path, inputs=guarded, overwrite=overwrite) as out:
+                for query_id, found in self.hits.items():
+                    for rank, (docid, score) in enumerate(found, 1):
+                        out.write(_line(format, query_id, docid, rank, score, tag, self.query_texts, qrels, doc_text))
         counts = self.counts()
         if sidecar:
             record = {**self.metadata, **(extra or {}), "tag": tag, "output": str(path), "output_format": format,
@@ -221,7 +352,7 @@ def write_sidecar(run_path: PathLike, params: Mapping, inputs: Iterable[PathLike
 
 def package_versions() -> dict[str, str]:
     """Versions of Python, this package and the libraries a run depends on (absent ones left out)."""
-    from .. import __version__
+    from .._version import __version__
 
     versions = {"python": platform.python_version(), "convdr_pyserini": __version__}
     for name in ("pyserini", "ir_datasets", "ir_measures", "torch", "transformers", "faiss-cpu"):

@@ -113,3 +113,11 @@ def required_field(record, name: str, where: str, kind: type | tuple[type, ...] 
         expected = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
         raise UserError(f"{where}: field '{name}' is {type(value).__name__} {visible(str(value), 40)}, expected {expected}")
     return value
+
+
+def first_character(path: str | os.PathLike) -> str:
+    """The first non-blank character of a text file ("" for a blank one): tells JSON (`[`, `{`) from lines."""
+    for _, line in read_lines(path):
+        if line.strip():
+            return line.lstrip()[0]
+    return ""

@@ -1,19 +1,18 @@
-"""Topics and rewrites: from an ir_datasets id, a Pyserini topics TSV, a CAsT JSON topics file, a rewrites TSV.
+"""Topics and rewrites: the `Topics` type, the Pyserini topics TSV and rewrites TSV readers.
 
-- `load_topics(source)`: `convdr/cast20` (any registered id), `topics.tsv` (`qid<TAB>text`, as Pyserini's
-  `--topics` takes), or a CAsT JSON file (the 2019 `evaluation_topics_v1.0.json` shape, the 2020 manual and
-  automatic shapes). Query ids of the CAsT form `<topic>_<turn>` give turn numbers and, in a TSV, each turn's
-  history: the earlier texts of its topic, in file order.
+- `Topics`: the queries of a topic set and where they came from; `convdr_pyserini.resolve.load_topics` makes them
+  from a dataset id, a topics TSV or a CAsT JSON file.
+- `tsv_topic_queries(path)`: a Pyserini topics TSV (`qid<TAB>text`). Query ids of the CAsT form `<topic>_<turn>`
+  give turn numbers and each turn's history: the earlier texts of its topic, in file order.
 - `load_rewrites(path)`: query id -> rewritten text, from `qid<TAB>text` lines or the header-ed TSV of
   published rewrite collections (`conversation_id  turn_id  id  query  ...`).
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, NamedTuple, Optional
+from typing import Iterator, Mapping, NamedTuple, Optional
 
 from ..errors import UserError
 from .atomic import PathLike
@@ -106,39 +105,6 @@ class Topics:
         query = self._by_id.get(query_id)
         return None if query is None else getattr(query, "turn_number", None)
 
-    def dataset(self):
-        """The ir_datasets dataset behind these topics, or None for a file."""
-        if self.dataset_id is None:
-            return None
-        from .. import datasets
-
-        return datasets.load(self.dataset_id)
-
-    def qrels(self):
-        """The dataset's `Qrels`, or None (a topics file, or a dataset without qrels)."""
-        dataset = self.dataset()
-        if dataset is None or not dataset.has_qrels():
-            return None
-        from .qrels import Qrels
-
-        return Qrels.from_dataset(self.dataset_id)
-
-    def response_lookup(self) -> Callable[[str], str]:
-        """doc_id -> text of canonical responses: the topics' own in-memory docstore, else the mini collection,
-        which holds every CAsT-20 canonical passage (the full CAsT collection is too large to hold)."""
-        from .. import datasets
-
-        dataset = self.dataset()
-        store = None
-        if dataset is not None and dataset.has_docs():
-            try:
-                store = dataset.docs_store()
-            except UserError:
-                store = None
-        if store is None:
-            store = datasets.load("convdr/cast20/mini").docs_store()
-        return lambda doc_id: store.get(doc_id).text
-
     def describe(self) -> dict:
         """What the sidecar records about the topics."""
         record = {"source": self.source, "queries": len(self.queries)}
@@ -152,44 +118,6 @@ class Topics:
 def looks_like_file(source: str) -> bool:
     """True for a name that can only be a file (a known suffix), not a dataset id."""
     return source.endswith(TOPIC_FILE_SUFFIXES)
-
-
-def load_topics(source: "str | os.PathLike | Topics") -> Topics:
-    """Topics from an ir_datasets id, a topics TSV or a CAsT JSON topics file (an existing path wins; a declared
-    data file such as `cast-20/2020_manual_evaluation_topics_v1.0.json` is found like every upstream file)."""
-    if isinstance(source, Topics):
-        return source
-    from ..files import local_path
-
-    path = local_path(source)
-    if path is not None:
-        if path.is_dir():
-            raise UserError(f"topics {path} is a directory; give a topics file or a dataset id")
-        from ..datasets.cast import cast_json_queries
-
-        first = _first_character(path)
-        is_json = path.suffix == ".json" or (first != "" and first in "[{")
-        queries = cast_json_queries(path) if is_json else tsv_topic_queries(path)
-        return Topics(queries, str(path), path=path)
-    source = str(source)
-    if looks_like_file(source):
-        raise UserError(f"topics file {source} does not exist")
-    from .. import datasets
-
-    dataset = datasets.load(source)
-    if not dataset.has_queries():
-        raise UserError(f"{source} has no queries")
-    queries = list(dataset.queries_iter())
-    if not queries:
-        raise UserError(f"{source} has no queries")
-    return Topics(queries, source, dataset_id=source)
-
-
-def _first_character(path: Path) -> str:
-    for _, line in read_lines(path):
-        if line.strip():
-            return line.lstrip()[0]
-    return ""
 
 
 @dataclass(frozen=True)

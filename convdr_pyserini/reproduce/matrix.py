@@ -13,6 +13,8 @@
     conditions:
     - name: grill-human-reranked
       run: {name: cast-20/runs-grill-qr-eval/Human_reranked_100.txt, sha256: 9f5f...}   # a published run
+    - name: org-manual-ance-maxp          # a published passage run, scored as documents (CAsT-21)
+      run: {name: cast-21/runs-organizers/org_manual_ance.trec, sha256: a8c0..., aggregate: maxp}
       expected: [{source: ..., digits: 4, scores: {nDCG@3: 0.4789}}]
     - name: bm25-raw
       requires: [indexes/cast20-mini.lucene/meta.json]
@@ -201,6 +203,10 @@ def _condition(path: Path, entry, experiment: bool) -> Condition:
         sources = [key for key in ("name", "url", "path") if key in run] if isinstance(run, dict) else []
         if len(sources) != 1 or not isinstance(run.get("sha256"), str):
             raise UserError(f"{where}: 'run' needs exactly one of name/url/path and a sha256")
+        from ..io.passage_runs import AGGREGATIONS
+
+        if run.get("aggregate", AGGREGATIONS[0]) not in AGGREGATIONS:
+            raise UserError(f"{where}: 'aggregate' must be one of {', '.join(AGGREGATIONS)}, got {run['aggregate']!r}")
     if search is not None and not isinstance(search, dict):
         raise UserError(f"{where}: 'search' must be a mapping of search settings (retriever, topics, query, ...)")
     if isinstance(train, dict):

@@ -56,10 +56,11 @@ class Outcome:
 
 @dataclass
 class ConditionRuns:
-    """What a condition produced: its run files (one per seed), training time, or why it has none."""
+    """What a condition produced: its run files (one per seed; a document Run for an aggregated passage run),
+    training time, or why it has none."""
 
     condition: Condition
-    runs: list[Path] = field(default_factory=list)
+    runs: list = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     nested: list[dict] = field(default_factory=list)  # per seed: nested CV's choice and score per outer fold
     skipped: str | None = None
@@ -178,6 +179,10 @@ class Runner:
             self.prepare(_references(condition) | self._candidate_references(condition))
             if condition.run is not None:
                 result.runs = [fetch_run(condition)]
+                if "aggregate" in condition.run:  # a passage run scored as documents
+                    from ..io.runs import Run
+
+                    result.runs = [Run.read(result.runs[0]).documents(condition.run["aggregate"])]
             elif condition.nested is not None:
                 for seed in self.matrix.seeds:
                     summary = self.nested(condition, seed)
@@ -217,9 +222,8 @@ class Runner:
 
     def nested(self, condition: Condition, seed: int) -> dict:
         """Nested cross-validation over the condition's candidates for one seed; its summary (folds, run)."""
-        from .nested import Candidate, NestedCVConfig, nested_cv
-
         from ..io.runs import Run
+        from .nested import Candidate, NestedCVConfig, nested_cv
 
         candidates = []
         for name in condition.nested["candidates"]:

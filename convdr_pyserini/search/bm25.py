@@ -25,6 +25,7 @@ import base64
 import json
 import logging
 import math
+import os
 import struct
 import threading
 import time
@@ -35,7 +36,8 @@ from typing import Mapping
 from .._progress import progress_bar
 from ..errors import UserError
 from ..io.runs import Run
-from ..io.topics import Topics, load_topics
+from ..io.topics import Topics
+from ..resolve import load_topics
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +56,22 @@ class RM3:
 
     def __post_init__(self) -> None:
         if int(self.fb_terms) < 1 or int(self.fb_docs) < 1:
-            raise UserError(f"RM3 fb_terms and fb_docs must be positive, got {self.fb_terms} and {self.fb_docs}")
+            raise UserError(f"RM3 {{fb_terms}} and {{fb_docs}} must be positive, got {self.fb_terms} and {self.fb_docs}",
+                            "fb_terms", "fb_docs")
         if not (math.isfinite(self.original_query_weight) and 0 <= self.original_query_weight <= 1):
-            raise UserError(f"RM3 original query weight {self.original_query_weight} is out of range: must be in [0, 1]")
+            raise UserError(f"RM3 {{original_query_weight}} {self.original_query_weight} is out of range: must be in "
+                            "[0, 1]", "original_query_weight")
 
 
 def check_parameters(k1: float, b: float) -> None:
     """k1 must be finite and >= 0, b within [0, 1] (as Lucene's BM25Similarity requires)."""
+    for name, value in (("k1", k1), ("b", b)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if not (math.isfinite(k1) and k1 >= 0):
-        raise UserError(f"--k1 {k1} is out of range: k1 must be a finite number >= 0 (CAsT convention 0.82)")
+        raise UserError(f"{{k1}} {k1} is out of range: k1 must be a finite number >= 0 (CAsT convention 0.82)", "k1")
     if not (math.isfinite(b) and 0 <= b <= 1):
-        raise UserError(f"--b {b} is out of range: b must be within [0, 1] (CAsT convention 0.68)")
+        raise UserError(f"{{b}} {b} is out of range: b must be within [0, 1] (CAsT convention 0.68)", "b")
 
 
 class BM25Searcher:
@@ -199,11 +206,14 @@ class BM25Retriever:
                  threads: int = 1, batch_size: int = DEFAULT_BATCH):
         from ..index.lucene import index_meta
 
+        if not isinstance(index, (str, os.PathLike)):
+            raise TypeError(f"index must be a path, not {type(index).__name__}")
+        check_parameters(k1, b)
         self.index = Path(index)
         self.k1, self.b, self.rm3 = float(k1), float(b), rm3
         self.threads, self.batch_size = int(threads), int(batch_size)
         if self.threads < 1 or self.batch_size < 1:
-            raise UserError("threads and batch_size must be positive")
+            raise UserError("{threads} and {batch_size} must be positive", "threads", "batch_size")
         self.index_meta = index_meta(self.index)
         self._searcher = BM25Searcher(self.index, self.k1, self.b, rm3)
 
@@ -235,8 +245,9 @@ class BM25Retriever:
     def search(self, topics: "Topics | str", query: "str | Mapping[str, str]" = "raw", hits: int = 1000,
                concat_window: int | None = None, missing_rewrite: str = "error", progress: bool = True) -> Run:
         """Search every query of `topics` (a `Topics`, a dataset id or a topics file); returns a `Run`."""
-        from .queries import sparse_texts
+        from .queries import check_hits, sparse_texts
 
+        check_hits(hits)
         started = time.time()
         topics = load_topics(topics)
         texts, query_info = sparse_texts(topics, query, concat_window, missing_rewrite)

@@ -24,8 +24,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..index import faiss_io
-from ..io.runs import Run
-from ..io.topics import Topics, load_topics
+from ..io.runs import HitArrays, Run
+from ..io.topics import Topics
+from ..resolve import load_topics
 
 logger = logging.getLogger(__name__)
 
@@ -76,19 +77,37 @@ class DenseSearcher:
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """For each query vector, its top `k` (docid, score), score descending then docid ascending."""
+        rows, scores, counts = self.search_arrays(queries, k)
+        return [list(zip(self.docids.get(found[:count]), values[:count].tolist()))
+                for found, values, count in zip(rows, scores, counts.tolist())]
+
+    def search_arrays(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` as arrays: (keys into `self.docids`, float32 scores, hits per query); row i holds query i's
+        hits in its first counts[i] columns, score descending then docid ascending."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {self.dim})")
-        candidates: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(len(queries))]
+        best = None
         for number, piece in enumerate(self.pieces):
             offset = int(self._offsets[number])
             for start, scores, rows in self._piece_hits(number, piece, queries, k):
-                for query, (query_scores, query_rows) in enumerate(zip(scores, rows)):
-                    candidates[query].append((query_scores, query_rows + (offset + start)))
-        return [self._top(parts, k) for parts in candidates]
+                keys = np.where(rows >= 0, rows + (offset + start), -1)
+                best = (scores, keys) if best is None else _keep_top(np.hstack([best[0], scores]),
+                                                                     np.hstack([best[1], keys]), k)
+        if best is None:  # every piece is empty
+            best = np.full((len(queries), 0), -np.inf, dtype=np.float32), np.full((len(queries), 0), -1)
+        return _rank(*best, k, self.docids)
+
+    @property
+    def docids(self):
+        """The docids of every piece, by key (`faiss_io.DocidTable` or `JoinedDocids`)."""
+        if len(self.pieces) == 1:
+            return self.pieces[0].docids
+        return faiss_io.JoinedDocids([piece.docids for piece in self.pieces], self._offsets[:-1])
 
     def _piece_hits(self, number: int, piece: faiss_io.DenseIndexDir, queries: np.ndarray, k: int):
-        """(first row, per-query scores, per-query rows) for each block of one piece."""
+        """(first row, scores, rows) for each block of one piece: per query (a row of the two matrices) its hits
+        in the block, at least its top k (all of them if fewer), padded with -inf and -1."""
         if piece.count == 0:  # a shard that got no chunk (fewer chunks than shards)
             return
         if not piece.flat:
@@ -102,8 +121,7 @@ class DenseSearcher:
                     index = refined(index, refine_source(piece, self.refine_from, self.verify), self.refine)
                 self._resident[number] = index
             scores, rows = index.search(queries, min(k, piece.count))
-            keep = rows >= 0
-            yield 0, [s[m] for s, m in zip(scores, keep)], [r[m] for r, m in zip(rows, keep)]
+            yield 0, np.where(rows >= 0, scores, -np.inf), rows
             return
         if self.count <= self.block_rows:  # the whole index fits one block: keep it for the next searches
             if number not in self._resident:
@@ -130,37 +148,47 @@ class DenseSearcher:
                 raise UserError(f"{piece.path}: the vector of {piece.docids.get([row])[0]} (row {row}) is not finite; "
                                 "the index is corrupt")
 
-    def _block_top(self, queries: np.ndarray, block: np.ndarray, k: int):
-        """Per query: scores and rows of the block's top k plus every row tied with the k-th score.
+    def _block_top(self, queries: np.ndarray, block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: exact scores and rows of the block's top k plus every row tied with the k-th (padded).
 
-        faiss proposes the top k + margin; those candidates are rescored in float64 (then rounded to float32),
-        a computation that depends only on the two vectors, so a passage gets the same score whatever block,
-        shard or batch it is in. If the margin could hide a passage that belongs in the top k (its faiss score
-        is within rounding of the k-th), the query is rescored over the whole block instead.
+        faiss proposes the top k + margin by its float32 scores; the exact score of a passage is its dot product
+        in float64, rounded to float32: it depends only on the two vectors, so a passage gets the same score
+        whatever block, shard or batch it is in. A row can be in the exact top k only if its faiss score is
+        within twice the rounding tolerance of the k-th faiss score, so only those candidates are rescored;
+        where the margin may hide such a row (the last proposed score is still within it), that query's
+        candidates are taken from the whole block instead.
         """
-        margin = max(8, k // 10)
-        fetch = min(k + margin, len(block))
-        if fetch < len(block):
-            faiss_scores, candidates = self._knn(queries, block, fetch)
-        else:
-            faiss_scores, candidates = None, np.broadcast_to(np.arange(len(block)), (len(queries), len(block)))
-        out_scores, out_rows = [], []
-        for query, vector in enumerate(queries.astype(np.float64)):
-            rows = candidates[query]
-            rows = rows[rows >= 0]
-            scores = (block[rows].astype(np.float64) @ vector).astype(np.float32)
-            if len(scores) > k:
-                kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-                tolerance = 1e-4 * max(1.0, abs(float(kth)))
-                if faiss_scores is not None and kth - faiss_scores[query, -1] <= tolerance:
-                    rows = np.flatnonzero(block @ queries[query] >= kth - 2 * tolerance)
-                    scores = (block[rows].astype(np.float64) @ vector).astype(np.float32)
-                    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-                keep = scores >= kth
-                rows, scores = rows[keep], scores[keep]
-            out_scores.append(scores)
-            out_rows.append(rows)
-        return out_scores, out_rows
+        if len(block) <= k + max(8, k // 10):  # a small block: every row is a candidate
+            candidates = np.broadcast_to(np.arange(len(block)), (len(queries), len(block)))
+            return _keep_top(self._rescore(queries, block, candidates), candidates, k)
+        approx, candidates = self._knn(queries, block, k + max(8, k // 10))
+        floor = approx[:, k - 1] - 2e-4 * np.maximum(1.0, np.abs(approx[:, k - 1]))
+        counts = (approx >= floor[:, None]).sum(axis=1)
+        hidden = np.flatnonzero(approx[:, -1] >= floor)
+        if len(hidden):
+            wider = {int(i): np.flatnonzero(block @ queries[i] >= floor[i]) for i in hidden}
+            counts[hidden] = [len(rows) for rows in wider.values()]
+            candidates = np.pad(candidates, ((0, 0), (0, max(0, counts.max() - candidates.shape[1]))), constant_values=-1)
+            for i, rows in wider.items():
+                candidates[i, :len(rows)] = rows
+        candidates = np.where(np.arange(candidates.shape[1]) < counts[:, None], candidates, -1)
+        return _keep_top(self._rescore(queries, block, candidates), candidates, k)
+
+    @staticmethod
+    def _rescore(queries: np.ndarray, block: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Exact float32 scores (float64 dot products, rounded) of each query's candidate rows; -inf at -1.
+
+        One matrix-vector product per query: its rows, gathered into one reused buffer, stay in cache while
+        they are multiplied (gathering several queries' rows at once, or stacking the products, was slower)."""
+        exact = np.full(candidates.shape, -np.inf, dtype=np.float32)
+        counts = (candidates >= 0).sum(axis=1)
+        gathered = np.empty((candidates.shape[1], block.shape[1]), dtype=np.float32)
+        products = np.empty(candidates.shape[1], dtype=np.float64)
+        for i, (query, count) in enumerate(zip(queries.astype(np.float64), counts.tolist())):
+            np.take(block, candidates[i, :count], axis=0, out=gathered[:count])
+            np.matmul(gathered[:count], query, out=products[:count])
+            exact[i, :count] = products[:count]
+        return exact
 
     def _knn(self, queries: np.ndarray, block: np.ndarray, k: int):
         import faiss
@@ -169,31 +197,44 @@ class DenseSearcher:
             return faiss.knn_gpu(self._gpu, queries, block, k, metric=faiss.METRIC_INNER_PRODUCT)
         return faiss.knn(queries, block, k, metric=faiss.METRIC_INNER_PRODUCT)
 
-    def _top(self, parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> list[tuple[str, float]]:
-        scores = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
-        keys = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
-        if len(scores) > k:
-            threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
-            keep = scores >= threshold
-            scores, keys = scores[keep], keys[keep]
-        order = np.argsort(-scores, kind="stable")
-        scores, keys = scores[order], keys[order]
-        docids = self._docids(keys)
-        hits = list(zip(docids, scores.tolist()))
-        if len(scores) > 1 and (np.diff(scores) == 0).any():
-            hits.sort(key=lambda hit: (-hit[1], hit[0]))
-        return hits[:k]
 
-    def _docids(self, keys: np.ndarray) -> list[str]:
-        if len(self.pieces) == 1:
-            return self.pieces[0].docids.get(keys)
-        numbers = np.searchsorted(self._offsets, keys, side="right") - 1
-        docids: list[str | None] = [None] * len(keys)
-        for number in np.unique(numbers):
-            where = np.flatnonzero(numbers == number)
-            for position, docid in zip(where, self.pieces[number].docids.get(keys[where] - self._offsets[number])):
-                docids[position] = docid
-        return docids
+def _keep_top(scores: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the entries scored at least its k-th best (all valid ones if fewer), in fewer columns."""
+    valid = keys >= 0
+    if scores.shape[1] > k:
+        kth = np.partition(np.where(valid, scores, -np.inf), scores.shape[1] - k, axis=1)[:, scores.shape[1] - k]
+        valid &= scores >= kth[:, None]
+    width = int(valid.sum(axis=1).max(initial=0))
+    if width < scores.shape[1]:
+        columns = np.argsort(~valid, axis=1, kind="stable")[:, :width]
+        scores, keys, valid = (np.take_along_axis(a, columns, axis=1) for a in (scores, keys, valid))
+    return np.where(valid, scores, -np.inf).astype(np.float32), np.where(valid, keys, -1)
+
+
+def _rank(scores: np.ndarray, keys: np.ndarray, k: int, docids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, scores, counts) of each row's top k by score descending then docid ascending."""
+    if not (scores[:, :-1] >= scores[:, 1:]).all():  # faiss's own results come sorted
+        order = np.argsort(-scores, axis=1, kind="stable")
+        scores, keys = np.take_along_axis(scores, order, axis=1), np.take_along_axis(keys, order, axis=1)
+    valid = keys >= 0
+    tie = (scores[:, 1:] == scores[:, :-1]) & valid[:, 1:]
+    if tie.any():  # reorder each run of equal scores by docid
+        tied = np.zeros_like(valid)
+        tied[:, 1:] |= tie
+        tied[:, :-1] |= tie
+        query, column = np.nonzero(tied)
+        names = _sortable_docids(docids, keys[query, column])
+        keys[query, column] = keys[query, column][np.lexsort((names, -scores[query, column], query))]
+    return keys[:, :k], scores[:, :k], valid[:, :k].sum(axis=1)
+
+
+def _sortable_docids(docids, keys: np.ndarray) -> np.ndarray:
+    """The docids of `keys` as an array that sorts as the strings do: their UTF-8 bytes (bytewise order is code
+    point order), or the strings themselves where a docid holds a NUL."""
+    text = docids.padded(keys)
+    if text is None or text.shape[1] == 0:
+        return np.array(docids.get(keys))
+    return text.view(f"S{text.shape[1]}").ravel()
 
 
 def _faiss_gpu_resources():
@@ -270,15 +311,16 @@ class DenseRetriever:
         topics = load_topics(topics)
         inputs, shown, mode, query_info = dense_inputs(topics, query, missing_rewrite)
         embeddings = self.encode(topics, inputs, mode)
-        found = self.searcher.search(embeddings, max(1, min(int(hits), self.searcher.count)))
+        rows, scores, counts = self.searcher.search_arrays(embeddings, max(1, min(int(hits), self.searcher.count)))
         rewrites = query_info.get("rewrites", {})
         tag = f"dense-{self.name}" + (f"-rewrite-{Path(rewrites['name']).stem}" if rewrites.get("name") else "")
         metadata = {"retriever": "dense", **self.describe(), **query_info, "hits": hits, "topics": topics.describe(),
                     "truncate": self.truncate, "max_concat_length": self.max_concat_length,
                     "wall_seconds": round(time.time() - started, 3)}
         sources = [*self.index, topics.path, rewrites.get("file"), *self._model_paths()]
-        return Run({record.query_id: hits_ for record, hits_ in zip(topics, found)}, name=tag, tag=tag,
-                   metadata=metadata, sources=tuple(Path(p) for p in sources if p), query_texts=shown)
+        found = HitArrays([record.query_id for record in topics], rows, scores, counts, self.searcher.docids)
+        return Run(found, name=tag, tag=tag, metadata=metadata, sources=tuple(Path(p) for p in sources if p),
+                   query_texts=shown)
 
     def describe(self) -> dict:
         from ..index.lucene import index_meta

@@ -11,7 +11,8 @@ from typing import Sequence
 
 from ..errors import UserError
 from ..io.runs import Run, ranked
-from ..io.topics import Topics, load_topics
+from ..io.topics import Topics
+from ..resolve import load_topics
 
 RRF_K = 60
 

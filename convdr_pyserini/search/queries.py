@@ -54,21 +54,31 @@ def query_kind(query: "str | Mapping[str, str]", allowed: tuple[str, ...], retri
         raise UserError(f"query type {query!r}{hint} does not apply to {retriever}; it takes "
                         f"{', '.join(allowed)}")
     if query == "rewrite":
-        raise UserError("query type rewrite needs the rewrites themselves (--rewrites FILE, or pass a Rewrites)")
+        raise UserError("query type rewrite needs the rewrites themselves ({rewrites} FILE, or pass a Rewrites as "
+                        "{query})", "rewrites", "query")
     return query
+
+
+def check_hits(hits: int) -> None:
+    """How many hits a retriever returns per query: a positive integer."""
+    if isinstance(hits, bool) or not isinstance(hits, int):
+        raise TypeError(f"hits must be an integer, not {type(hits).__name__}")
+    if hits < 1:
+        raise UserError(f"{{hits}} must be at least 1, got {hits}", "hits")
 
 
 def rewritten_texts(topics: Topics, rewrites: Mapping[str, str], missing: str = "error") -> tuple[dict[str, str], dict]:
     """{query_id: text} from `rewrites`, and what the sidecar records (file, sha256, fallbacks)."""
     if missing not in MISSING_REWRITE:
-        raise UserError(f"missing_rewrite must be one of {', '.join(MISSING_REWRITE)}, not {missing!r}")
+        raise UserError(f"{{missing_rewrite}} must be one of {', '.join(MISSING_REWRITE)}, not {missing!r}",
+                        "missing_rewrite")
     lacking = [query.query_id for query in topics if query.query_id not in rewrites]
     source = rewrites.describe() if isinstance(rewrites, Rewrites) else {"rewrites": len(rewrites)}
     if lacking and missing == "error":
         where = f" {rewrites.path}" if isinstance(rewrites, Rewrites) else ""
         raise UserError(f"the rewrites{where} lack {len(lacking)} of the {len(topics)} queries of {topics.source}, "
-                        f"e.g. {', '.join(lacking[:SHOWN])}; pass --missing-rewrite raw to search those with the "
-                        "raw utterance")
+                        f"e.g. {', '.join(lacking[:SHOWN])}; pass {{missing_rewrite}} raw to search those with the "
+                        "raw utterance", "missing_rewrite")
     texts = {query.query_id: rewrites[query.query_id] if query.query_id in rewrites else query.raw_utterance
              for query in topics}
     info = {**source, "missing": lacking, "missing_rewrite": missing,
@@ -101,7 +111,9 @@ def dense_inputs(topics: Topics, query: "str | Mapping[str, str]", missing_rewri
         texts, info = rewritten_texts(topics, query, missing_rewrite)
         return texts, texts, "manual", {"query_type": "rewrite", "rewrites": info}
     check_field(topics, kind)
-    response_text = topics.response_lookup() if kind in ("man_can", "auto_can") else None
+    from ..resolve import response_lookup
+
+    response_text = response_lookup(topics) if kind in ("man_can", "auto_can") else None
     inputs = {record.query_id: conversational_input(record, kind, response_text) for record in topics}
     shown = {record.query_id: field_text(record, kind) if kind in FIELDS else concat_text(record) for record in topics}
     return inputs, shown, kind, {"query_type": kind}

@@ -98,11 +98,11 @@ class SearchSpec:
         if self.retriever not in RETRIEVERS:
             raise UserError(f"unknown retriever {self.retriever!r}; expected one of {', '.join(RETRIEVERS)}")
         if not isinstance(self.hits, int) or self.hits < 1:
-            raise UserError(f"hits must be a positive integer, got {self.hits!r}")
+            raise UserError(f"{{hits}} must be a positive integer, got {self.hits!r}", "hits")
         if self.missing_rewrite not in MISSING_REWRITE:
-            raise UserError(f"missing_rewrite must be one of {', '.join(MISSING_REWRITE)}")
+            raise UserError(f"{{missing_rewrite}} must be one of {', '.join(MISSING_REWRITE)}", "missing_rewrite")
         if (self.query == "rewrite") != (self.rewrites is not None):
-            raise UserError("--query rewrite and --rewrites FILE go together")
+            raise UserError("{query} rewrite and {rewrites} FILE go together", "query", "rewrites")
         if self.retriever == "rrf":
             if len(self.runs) < 2:
                 raise UserError(f"fusion needs at least two runs, got {len(self.runs)}")
@@ -116,15 +116,16 @@ class SearchSpec:
             if self.rm3:
                 RM3(self.fb_terms, self.fb_docs, self.original_query_weight)
             if self.query not in SPARSE_QUERY_TYPES:
-                raise UserError(f"--query {self.query} is a dense (ConvDR) input; BM25 takes "
-                                f"{', '.join(SPARSE_QUERY_TYPES)}")
+                raise UserError(f"{{query}} {self.query} is a dense (ConvDR) input; BM25 takes "
+                                f"{', '.join(SPARSE_QUERY_TYPES)}", "query")
             if len(self.index) != 1:
                 raise UserError(f"BM25 searches one Lucene index; got {len(self.index)}: {' '.join(self.index)}")
             self._refuse("bm25", encoder=self.encoder, cv=self.cv, nprobe=self.nprobe, ef_search=self.ef_search,
                          refine=self.refine, refine_from=self.refine_from)
             return
         if self.query not in DENSE_QUERY_TYPES:
-            raise UserError(f"--query {self.query} is a BM25 input; dense encoders take {', '.join(DENSE_QUERY_TYPES)}")
+            raise UserError(f"{{query}} {self.query} is a BM25 input; dense encoders take "
+                            f"{', '.join(DENSE_QUERY_TYPES)}", "query")
         self._refuse(self.retriever, rm3=self.rm3, concat_window=self.concat_window)
         if self.retriever == "dense" and not self.encoder:
             raise UserError("dense search needs an encoder")
@@ -154,8 +155,8 @@ class SearchSpec:
         if output is not None:
             self.check_output(output, overwrite)
         if format == "openmatch" and not self.topics:
-            raise UserError("the openmatch format needs --topics (for the query texts and the qrels labels)")
-        from ..io.topics import load_topics
+            raise UserError("the openmatch format needs {topics} (for the query texts and the qrels labels)", "topics")
+        from ..resolve import load_topics, topics_dataset
         from .bm25 import RM3, BM25Retriever
         from .dense import ConvDRRetriever, DenseRetriever
         from .fusion import fuse_rrf
@@ -182,7 +183,8 @@ class SearchSpec:
                 else DenseRetriever(self.index, self.encoder, **options)
             run = retriever.search(topics, query, self.hits, self.missing_rewrite)
         if format == "openmatch":
-            store = topics.dataset().docs_store() if topics.dataset() is not None else None
+            dataset = topics_dataset(topics)
+            store = dataset.docs_store() if dataset is not None else None
             if store is None:
                 raise UserError("the openmatch format with a topics file needs BM25 (its index stores the texts)")
             doc_text = lambda docid: store.get(docid).text  # noqa: E731
@@ -198,7 +200,9 @@ class SearchSpec:
         return load_rewrites(self.rewrites)
 
     def _write(self, run: Run, output, format: str, tag: str | None, overwrite: bool, topics, doc_text) -> Run:
-        qrels = topics.qrels() if format == "openmatch" and topics is not None else None
+        from ..resolve import topics_qrels
+
+        qrels = topics_qrels(topics) if format == "openmatch" and topics is not None else None
         run.write(output, tag=tag, format=format, overwrite=overwrite, doc_text=doc_text,
                   qrels=None if qrels is None else qrels.judgments, inputs=self.inputs(),
                   extra={"search": dataclasses.asdict(self)})

@@ -50,8 +50,8 @@ def student_input(record, mode: str, response_text: Callable[[str], str] | None 
     answers = getattr(record, "history_answers", None)
     if mode in ("man_can", "auto_can") and answers is not None:
         if mode == "auto_can":
-            raise UserError(f"--query auto_can needs automatic canonical responses, which only CAsT-20 has "
-                            f"(query {record.query_id})")
+            raise UserError(f"{{query}} auto_can needs automatic canonical responses, which only CAsT-20 has "
+                            f"(query {record.query_id})", "query")
         return {"query": record.raw_utterance, "history": list(record.history),
                 "responses": [answers[-1]] if answers else []}
     return conversational_input(record, mode, response_text)
@@ -61,9 +61,9 @@ def check_manual_rewrites(dataset_id: str, records: Sequence) -> None:
     """UserError unless every query has a manual rewrite (the KD target)."""
     lacking = [record.query_id for record in records if not getattr(record, "manual_rewritten_utterance", None)]
     if lacking:
-        raise UserError(f"--loss kd needs manual rewrites, but {len(lacking)} of the {len(records)} queries of "
-                        f"{dataset_id} have none (e.g. {', '.join(lacking[:3])}); use --no-kd with --loss ranking, "
-                        f"or topics with rewrites")
+        raise UserError(f"{{loss}} kd needs manual rewrites, but {len(lacking)} of the {len(records)} queries of "
+                        f"{dataset_id} have none (e.g. {', '.join(lacking[:3])}); use {{loss}} ranking, "
+                        f"or topics with rewrites", "loss")
 
 
 def best_positive(judgments: Mapping[str, int]) -> tuple[str, int] | None:
@@ -156,7 +156,7 @@ def passage_lookup(collection: str) -> Callable[[Sequence[str]], dict[str, Passa
 
     dataset = load(collection)
     if not dataset.has_docs():
-        raise UserError(f"{collection} has no documents to look passages up in; give --collection")
+        raise UserError(f"{collection} has no documents to look passages up in; give {{collection}}", "collection")
     store = dataset.docs_store()
 
     def store_passages(doc_ids):
@@ -183,11 +183,11 @@ def mine_ranking_data(topics: str, run: str | Path, output: str | Path, negative
     passage and `negatives` sampled from the teacher's `run` on manual rewrites. Returns counts."""
     from ..io.atomic import atomic_output, prepare_output
     from ..io.runs import Run
-    from ..io.topics import load_topics
+    from ..resolve import load_topics, topics_qrels
 
     prepare_output(output, [run, collection], overwrite)
     topics = load_topics(topics)
-    qrels = topics.qrels()
+    qrels = topics_qrels(topics)
     if qrels is None:
         raise UserError(f"{topics.source} has no qrels to take positives and judged negatives from")
     query_ids = topics.ids()

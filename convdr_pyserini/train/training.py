@@ -47,7 +47,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         from ..encode import load_encoder
         from ..index.dense import resolve_device
-        from ..io.topics import load_topics
+        from ..resolve import load_topics
 
         self.config = config
         self.device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
@@ -103,7 +103,9 @@ class Trainer:
             records, ranking_rows = self._ranking(records)
         response_text = None
         if config.query in ("man_can", "auto_can") and not hasattr(records[0], "history_answers"):
-            response_text = self.topics.response_lookup()
+            from ..resolve import response_lookup
+
+            response_text = response_lookup(self.topics)
         examples = []
         for record in records:
             query = data.student_input(record, config.query, response_text)
