@@ -98,7 +98,7 @@ def nested_cv(config: NestedCVConfig) -> NestedCVResult:
     from ..folds import fold_assignment, only_topics
     from ..io.runs import Run
     from ..io.topics import load_topics
-    from .runner import train_or_reuse
+    from .models import train_or_reuse
 
     topics = load_topics(config.topics)
     if config.topic_numbers is not None:
@@ -146,7 +146,7 @@ def nested_cv(config: NestedCVConfig) -> NestedCVResult:
 def _shared_stages(candidate: Candidate, output: Path, seed: int) -> dict[str, str]:
     """Train the stages before the last once (they use no topics of the folds); {stage name: model}."""
     from .matrix import substitute
-    from .runner import train_or_reuse
+    from .models import train_or_reuse
 
     models: dict[str, str] = {}
     for number, stage in enumerate(candidate.train[:-1]):
