@@ -31,6 +31,7 @@ def test_nested_cv_chooses_per_outer_fold_without_seeing_it(tmp_path, monkeypatc
     from convdr_pyserini import datasets
     from convdr_pyserini.evaluate import evaluate
     from convdr_pyserini.io.qrels import Qrels
+    from convdr_pyserini.resolve import load_qrels
 
     monkeypatch.chdir(tmp_path)
     model = tmp_path / "tiny"
@@ -53,7 +54,7 @@ def test_nested_cv_chooses_per_outer_fold_without_seeing_it(tmp_path, monkeypatc
     table = (tmp_path / "nested.md").read_text()
     assert "Nested cross-validation `nested`" in table and "all (the nested-CV run)" in table
     summary = yaml.safe_load((tmp_path / "encoders/reproduce/nested/nested/seed-1/nested-cv.yaml").read_text())
-    qrels = Qrels.from_dataset(MINI)
+    qrels = load_qrels(MINI)
     run = Run.read(tmp_path / "runs/reproduce/nested/nested.seed-1.trec")
     assert set(run.hits) == {query.query_id for query in datasets.load(MINI).queries_iter() if query.topic_number < 96}
     assert [fold["fold"] for fold in summary["folds"]] == [0, 1, 2]

@@ -96,12 +96,12 @@ def write_ranking_data(work: Path, topics_path: Path) -> tuple[Path, dict]:
     judged non-relevant ones by docid, then unjudged ones in store order); returns the file and the texts."""
     from convdr_pyserini.datasets import load
     from convdr_pyserini.io.passages import Passage
-    from convdr_pyserini.io.topics import load_topics
+    from convdr_pyserini.resolve import load_topics, topics_qrels
     from convdr_pyserini.train.data import RankingExample, best_positive
 
     dataset = load("convdr/cast20/mini")
     store = dataset.docs_store()
-    judgments = load_topics("convdr/cast20/mini").qrels().judgments
+    judgments = topics_qrels(load_topics("convdr/cast20/mini")).judgments
     fillers = [doc.doc_id for _, doc in zip(range(400), dataset.docs_iter())]
     lines, texts = [], {}
     for record in load_topics(str(topics_path)):
@@ -122,9 +122,9 @@ def write_ranking_data(work: Path, topics_path: Path) -> tuple[Path, dict]:
 def write_convdr_inputs(work: Path, topics: list[dict], ranking_path: Path, texts: dict) -> tuple[Path, Path]:
     """ConvDR's eval_topics.jsonl for the turns, as data/preprocess_cast20.py writes it, and the same with the
     ranking fields data/gen_ranking_data.py adds (doc_pos, doc_negs)."""
-    from convdr_pyserini.io.topics import load_topics
+    from convdr_pyserini.resolve import load_topics, response_lookup
 
-    lookup = load_topics("convdr/cast20/mini").response_lookup()
+    lookup = response_lookup(load_topics("convdr/cast20/mini"))
     ranking = {line["query_id"]: line for line in map(json.loads, ranking_path.read_text().splitlines())}
     plain, ranked = [], []
     for topic in topics:
@@ -215,11 +215,11 @@ def pad_to_convdr_width() -> None:
 
 def project_embeddings(checkpoint: Path, topics_path: Path, passages: list) -> dict[str, np.ndarray]:
     from convdr_pyserini.encode import conversational_input, load_encoder
-    from convdr_pyserini.io.topics import load_topics
+    from convdr_pyserini.resolve import load_topics, response_lookup
 
     encoder = load_encoder(str(checkpoint))
     topics = load_topics(str(topics_path))
-    lookup = load_topics("convdr/cast20/mini").response_lookup()
+    lookup = response_lookup(load_topics("convdr/cast20/mini"))
     arrays = {}
     for mode in QUERY_MODES:
         ids = [encoder.query_token_ids(conversational_input(record, mode, lookup), mode, max_concat_length=MAX_CONCAT)

@@ -97,7 +97,7 @@ def nested_cv(config: NestedCVConfig) -> NestedCVResult:
     """Run nested cross-validation (see the module docstring); resumable: finished models are reused."""
     from ..folds import fold_assignment, only_topics
     from ..io.runs import Run
-    from ..io.topics import load_topics
+    from ..resolve import load_topics
     from .models import train_or_reuse
 
     topics = load_topics(config.topics)
@@ -180,14 +180,12 @@ def _search(candidate: Candidate, topics, folds_of: Path | None = None, encoder:
 
 
 def _qrels(config: NestedCVConfig, topics):
-    from ..io.qrels import Qrels
+    from ..resolve import load_qrels, topics_qrels
 
-    if config.qrels is None:
-        qrels = topics.qrels()
-        if qrels is None:
-            raise UserError(f"{topics.source} has no qrels; give qrels to score the candidates")
-        return qrels
-    return Qrels.read(config.qrels) if Path(config.qrels).is_file() else Qrels.from_dataset(config.qrels)
+    qrels = topics_qrels(topics) if config.qrels is None else load_qrels(config.qrels)
+    if qrels is None:
+        raise UserError(f"{topics.source} has no qrels; give qrels to score the candidates")
+    return qrels
 
 
 def _score(run, qrels, measure: str) -> float:
