@@ -32,6 +32,7 @@ _EXPORTS = {
     "RayCluster": "_ray",
     "IdMapping": "ids",
     "load_matrix": "reproduce", "reproduce": "reproduce",
+    "Candidate": "reproduce", "NestedCVConfig": "reproduce", "nested_cv": "reproduce",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -349,8 +349,8 @@ class ConvDRRetriever(DenseRetriever):
 
     def __init__(self, index, folds: str | Path, **options):
         self.folds = Path(folds)
-        if not (self.folds / "fold-0").is_dir():
-            raise UserError(f"{self.folds} holds no fold-0 model folder (expected the output of `train --cv K`)")
+        if not any(path.is_dir() for path in self.folds.glob("fold-*")):
+            raise UserError(f"{self.folds} holds no fold-K model folder (expected the output of `train --cv K`)")
         super().__init__(index, encoder=str(self.folds), **options)
 
     @property
