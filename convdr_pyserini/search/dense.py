@@ -57,14 +57,16 @@ class DenseSearcher:
             raise UserError(f"the index {', '.join(str(p.path) for p in self.pieces)} holds no vectors")
         self.nprobe, self.ef_search, self.refine, self.refine_from = nprobe, ef_search, refine, refine_from
         self.verify = verify
-        given = [name for name, value in (("--nprobe", nprobe), ("--ef-search", ef_search), ("--refine", refine))
+        given = [name for name, value in (("nprobe", nprobe), ("ef_search", ef_search), ("refine", refine))
                  if value is not None]
         if given and all(piece.flat for piece in self.pieces):
-            raise UserError(f"{given[0]} applies to compressed (IVF, PQ or HNSW) indexes; {self.pieces[0].path} is flat")
+            raise UserError(f"{{{given[0]}}} applies to compressed (IVF, PQ or HNSW) indexes; {self.pieces[0].path} "
+                            "is flat", given[0])
         if refine is not None and not refine >= 1:
-            raise UserError(f"--refine must be at least 1 (candidates per hit), got {refine}")
+            raise UserError(f"{{refine}} must be at least 1 (candidates per hit), got {refine}", "refine")
         if refine_from is not None and (refine is None or len(self.pieces) != 1):
-            raise UserError("--refine-from needs --refine and a single (unsharded) compressed index")
+            raise UserError("{refine_from} needs {refine} and a single (unsharded) compressed index",
+                            "refine_from", "refine")
         self.block_rows = block_rows
         self._offsets = np.cumsum([0] + [piece.count for piece in self.pieces])
         self._resident: dict[int, object] = {}  # piece number -> its vectors (small index) or faiss index
@@ -326,9 +328,10 @@ class DenseRetriever:
     def search(self, topics: "Topics | str", query: "str | Mapping[str, str]" = "raw", hits: int = 1000,
                missing_rewrite: str = "error") -> Run:
         """Encode every query of `topics` as `query` says and search the index; returns a `Run`."""
-        from .queries import dense_inputs
+        from .queries import check_hits, dense_inputs
 
         started = time.time()
+        check_hits(hits)
         topics = load_topics(topics)
         inputs, shown, mode, query_info = dense_inputs(topics, query, missing_rewrite)
         embeddings = self.encode(topics, inputs, mode)
