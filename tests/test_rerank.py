@@ -267,3 +267,66 @@ def test_search_with_rerank_is_both_stages_in_one_command(mini_setup, tmp_path):
                         "--model", str(root / "model"), "--depth", "5", "--output", str(tmp_path / "two.trec")]) == 0
     lines = lambda path: [line.split()[:5] for line in path.read_text().splitlines()]  # noqa: E731
     assert lines(tmp_path / "both.trec") == lines(tmp_path / "two.trec")
+
+
+def save_tiny_encoder(folder):
+    """A random tiny BERT encoder (no head) with the MiniLM tokenizer: the `init` of a trained teacher."""
+    from transformers import AutoTokenizer, BertModel
+
+    torch.manual_seed(3)
+    BertModel(tiny_bert_config(1)).save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(_minilm_folder())).save_pretrained(str(folder))
+    return folder
+
+
+def _fold_topics_run(root, tmp_path):
+    """The BM25 run of the mini setup restricted to the first turns of topic 81 (training uses the run's turns)."""
+    from convdr_pyserini.io.runs import Run
+    from convdr_pyserini.resolve import load_topics
+
+    topics = load_topics("convdr/cast20/mini")
+    run = Run.read(root / "bm25.trec")
+    keep = {q for q in run if topics[q].topic_number == 81 and topics[q].turn_number <= 6}
+    Run({q: run[q] for q in run if q in keep}).write(tmp_path / "first.trec", sidecar=False)
+    return tmp_path / "first.trec"
+
+
+def test_tiny_training_run_writes_folds_that_rerank_their_held_out_topics(mini_setup, tmp_path):
+    """Teacher trained per fold (ranking, manual rewrites), student by KD + ranking; deterministic per seed."""
+    from convdr_pyserini.rerank.training import RerankTrainConfig, train_reranker
+
+    root = mini_setup
+    init = save_tiny_encoder(tmp_path / "init")
+    run = _fold_topics_run(root, tmp_path)
+    outputs = []
+    for name in ("a", "b"):
+        config = RerankTrainConfig(topics="convdr/cast20/mini", run=str(run), output=str(tmp_path / name), init=str(init),
+                                   collection=str(root / "lucene"), negatives=3, pool=6, max_length=64, lr=1e-3,
+                                   seed=5)
+        summary = train_reranker(config)
+        outputs.append(tmp_path / name)
+    assert set(summary["folds"]) == {"model"}
+    record = json.loads((tmp_path / "a" / "model" / "reranker.json").read_text())
+    assert record["role"] == "student" and record["metrics"]["student_loss_last_epoch"] > 0
+    for part in ("model", "teacher/model"):
+        assert (outputs[0] / part / "model.safetensors").read_bytes() == \
+            (outputs[1] / part / "model.safetensors").read_bytes()
+    assert (outputs[0] / "model" / "model.safetensors").read_bytes() != \
+        (outputs[0] / "teacher" / "model" / "model.safetensors").read_bytes()
+
+
+def test_cv_training_with_a_given_teacher_and_fold_reranking(mini_setup, tmp_path):
+    """The path for a real MS MARCO teacher (here a tiny one): no teacher is trained; fold models rerank."""
+    from convdr_pyserini.rerank.__main__ import main
+
+    root = mini_setup
+    teacher = save_tiny_huggingface(tmp_path / "teacher", 1, seed=9)
+    run = str(root / "bm25.trec")
+    assert main(["train", "--topics", "convdr/cast20/mini", "--run", run, "--teacher", str(teacher), "--loss", "kd",
+                 "--negatives", "2", "--pool", "4", "--max-length", "48", "--cv", "5", "--batch-size", "16",
+                 "--collection", str(root / "lucene"), "--output", str(tmp_path / "cv")]) == 0
+    assert sorted(p.name for p in (tmp_path / "cv").iterdir() if p.is_dir()) == [f"fold-{k}" for k in range(5)]
+    assert main(["--run", run, "--topics", "convdr/cast20/mini", "--query", "no_res", "--model", str(tmp_path / "cv"),
+                 "--depth", "2", "--max-length", "48", "--output", str(tmp_path / "cv.trec")]) == 0
+    sidecar = json.loads((tmp_path / "cv.trec.json").read_text())
+    assert sidecar["rerank"]["folds"] == [0, 1, 2, 3, 4]

@@ -62,15 +62,15 @@ class CrossEncoder:
         model.to(self.device)
         model.eval()
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits `(n, labels)`, [CLS] vectors `(n, hidden)` of the last layer), with gradients."""
+    def forward(self, input_ids, attention_mask, token_type_ids=None, with_cls: bool = True):
+        """(logits `(n, labels)`, [CLS] vectors `(n, hidden)` of the last layer or None), with gradients."""
         if not self.uses_token_types:
             token_type_ids = None
         if self.format == "openmatch":
             return self.model(input_ids, attention_mask, token_type_ids)
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            output_hidden_states=True)
-        return output.logits, output.hidden_states[-1][:, 0]
+                            output_hidden_states=with_cls)
+        return output.logits, output.hidden_states[-1][:, 0] if with_cls else None
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """One score per pair: the logit (1-logit head), else the log-probability of the relevant class."""
@@ -198,3 +198,24 @@ def _tokenizer(folder: Path):
     except (OSError, ValueError) as error:
         raise UserError(f"reranker model {folder}: cannot load the tokenizer ({str(error).splitlines()[0][:160]})") \
             from None
+
+
+def cross_encoder_from_encoder(location: str | os.PathLike, seed: int, device: str = "cpu") -> CrossEncoder:
+    """A 1-logit cross-encoder initialised from a BERT-style encoder's weights (e.g. the `minilm` card's
+    all-MiniLM-L6-v2 folder) with a fresh classification head drawn with `seed`."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from ..encode.cards import resolve_card
+
+    folder = Path(resolve_card(str(location)).weights_location()) if not Path(location).is_dir() else Path(location)
+    config = AutoConfig.from_pretrained(str(folder), num_labels=1)
+    config.architectures = [f"{type(config).__name__.removesuffix('Config')}ForSequenceClassification"]
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(config)
+    prefix = model.base_model_prefix
+    state = {f"{prefix}.{key}": value.float() for key, value in read_state_dict(folder).items()}
+    missing, _ = model.load_state_dict(state, strict=False)
+    lacking = [key for key in missing if not key.startswith(("classifier.", "score.")) and "position_ids" not in key]
+    if lacking:
+        raise UserError(f"cannot initialise a cross-encoder from {folder}: its weights lack {', '.join(lacking[:3])}")
+    return CrossEncoder(model, _tokenizer(folder), "huggingface", 1, str(folder), device)

@@ -77,6 +77,22 @@ class CrossEncoderReranker:
         room = self.max_length - len(first) - 1
         return first + passage_ids[:max(room, 0)] + sep, len(first)
 
+    def tensors(self, pairs: list[tuple[list[int], int]]):
+        """Right-padded `(input_ids, attention_mask, token_type_ids)` of pairs, on the model's device."""
+        import torch
+
+        width = max(len(ids) for ids, _ in pairs)
+        pad_id = self.encoder.tokenizer.pad_token_id if self.encoder.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(pairs), width), dtype=torch.long)
+        types = torch.zeros((len(pairs), width), dtype=torch.long)
+        for row, (pair_ids, first) in enumerate(pairs):
+            ids[row, :len(pair_ids)] = torch.as_tensor(pair_ids)
+            mask[row, :len(pair_ids)] = 1
+            types[row, first:len(pair_ids)] = 1
+        device = self.encoder.device
+        return ids.to(device), mask.to(device), types.to(device)
+
     # -- scoring -----------------------------------------------------------------------------------------
     def score_pairs(self, pairs: list[tuple[list[int], int]], progress: bool = False) -> np.ndarray:
         """float32 scores of ready pairs, computed in batches of similar length; output keeps input order."""
@@ -87,22 +103,11 @@ class CrossEncoderReranker:
         encoder = self.encoder
         scores = np.zeros(len(pairs), dtype=np.float32)
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
-        pad_id = encoder.tokenizer.pad_token_id if encoder.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode(), progress_bar(total=len(pairs), unit=" pairs", desc="reranking",
                                                   enabled=progress) as bar:
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                width = len(pairs[rows[0]][0])
-                ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                types = torch.zeros((len(rows), width), dtype=torch.long)
-                for row, index in enumerate(rows):
-                    pair_ids, first = pairs[index]
-                    ids[row, :len(pair_ids)] = torch.as_tensor(pair_ids)
-                    mask[row, :len(pair_ids)] = 1
-                    types[row, first:len(pair_ids)] = 1
-                device = encoder.device
-                logits, _ = encoder.forward(ids.to(device), mask.to(device), types.to(device))
+                logits, _ = encoder.forward(*self.tensors([pairs[index] for index in rows]), with_cls=False)
                 scores[rows] = encoder.scores(logits).float().cpu().numpy()
                 bar.update(len(rows))
         return scores
@@ -205,3 +210,47 @@ def query_inputs(topics: Topics, query, run: Run) -> tuple[str, dict]:
         raise UserError(f"{{query}} {query!r} is not one of {', '.join(MODES)} (or rewrites)", "query")
     response_text = response_lookup(topics) if query in ("man_can", "auto_can") else None
     return query, {query_id: conversational_input(topics[query_id], query, response_text) for query_id in run}
+
+
+def fold_models(folder: str | os.PathLike) -> dict[int, str] | None:
+    """{fold: model folder} of a cross-validated reranker folder (`fold-0`, `fold-1`, ...), or None."""
+    from pathlib import Path
+
+    path = Path(folder)
+    if not path.is_dir() or not (path / "fold-0").is_dir():
+        return None
+    return {int(child.name[5:]): str(child) for child in path.iterdir()
+            if child.is_dir() and child.name.startswith("fold-") and child.name[5:].isdigit()}
+
+
+def rerank_with_folds(folder: str | os.PathLike, topics, run, *, query="raw", depth: int = DEFAULT_DEPTH,
+                      collection=None, progress: bool = True, **options) -> Run:
+    """Rerank each query with the fold model that did not train on its topic (`convdr_pyserini.folds`)."""
+    from ..folds import fold_assignment
+    from ..resolve import load_topics
+    from ..train.data import topic_of
+
+    models = fold_models(folder)
+    if models is None:
+        raise UserError(f"{folder} holds no fold-0, fold-1, ... models", "model")
+    topics = load_topics(topics)
+    run = read_run(run, topics)
+    check_depth(depth, run)
+    assignment = fold_assignment(topics)
+    parts, metadata = {}, {}
+    for fold, model in sorted(models.items()):
+        ids = [query_id for query_id in run if assignment.get(topic_of(topics[query_id])) == fold]
+        if not ids:
+            continue
+        part = Run({query_id: run[query_id] for query_id in ids}, name=run.name, path=run.path, tag=run.tag,
+                   metadata=run.metadata, sources=run.sources)
+        reranked = CrossEncoderReranker(model, collection, **options).rerank(topics, part, query=query, depth=depth,
+                                                                              collection=collection, progress=progress)
+        parts.update(reranked.hits)
+        metadata = reranked.metadata
+    lacking = [query_id for query_id in run if query_id not in parts]
+    if lacking:
+        raise UserError(f"{folder}: no fold model for the topics of {len(lacking)} queries, e.g. {lacking[0]}", "model")
+    metadata["rerank"] = {**metadata["rerank"], "model": str(folder), "folds": sorted(models)}
+    return Run({query_id: parts[query_id] for query_id in run}, name=run.name, tag=run.tag, sources=run.sources,
+               metadata=metadata)

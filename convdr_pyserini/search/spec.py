@@ -208,8 +208,11 @@ class SearchSpec:
         """The run reranked by the cross-encoder `rerank` (passages from the searched index), or as it is."""
         if self.rerank is None:
             return run
-        from ..rerank import CrossEncoderReranker
+        from ..rerank.reranker import CrossEncoderReranker, fold_models, rerank_with_folds
 
+        if fold_models(self.rerank) is not None:  # cross-validated: each topic's held-out fold model
+            return rerank_with_folds(self.rerank, topics, run, query=query, depth=self.rerank_depth,
+                                     collection=self.index[0], device=self.device)
         reranker = CrossEncoderReranker(self.rerank, self.index[0], device=self.device)
         return reranker.rerank(topics, run, query=query, depth=self.rerank_depth)
 

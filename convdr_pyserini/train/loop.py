@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -92,10 +92,13 @@ def batch_loss(student, examples: Sequence[Example], passages: torch.Tensor | No
 
 def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_size: int, seed: int,
         use_kd: bool, use_ranking: bool, passages: np.ndarray | None = None, weight_decay: float = 0.0,
-        weights: LossWeights = LossWeights(), description: str = "training") -> FitResult:
+        weights: LossWeights = LossWeights(), description: str = "training",
+        loss_of: Callable[[Sequence, int], torch.Tensor] | None = None) -> FitResult:
     """Train `student` (a DenseEncoder) in place; returns the losses. Deterministic given `seed` on CPU.
 
-    A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
+    `loss_of(examples, normaliser)` replaces ConvDR's query-encoder loss (`batch_loss`) for other models
+    trained by the same loop, optimizer and schedule (the cross-encoder reranker); `student` then needs only
+    `model` and `device`. A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
     from .._progress import progress_bar
 
     rank, world = distributed()
@@ -104,7 +107,10 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
     model = student.model
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                   weight_decay=weight_decay, eps=1e-8)
-    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking else None
+    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking and loss_of is None else None
+    if loss_of is None:
+        def loss_of(batch, normaliser):
+            return batch_loss(student, batch, passage_tensor, use_kd, use_ranking, normaliser, weights)
     result = FitResult()
     steps_per_epoch = -(-len(examples) // batch_size)
     model.train()
@@ -117,8 +123,7 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
                 batch = [examples[i] for i in order[start:start + batch_size]]
                 local = batch[rank::world]
                 optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(student, local, passage_tensor, use_kd, use_ranking, len(batch), weights) if local \
-                    else torch.zeros((), device=student.device)
+                loss = loss_of(local, len(batch)) if local else torch.zeros((), device=student.device)
                 if local:
                     loss.backward()
                 step_loss = _all_reduce(model, loss.detach(), world)
