@@ -213,6 +213,8 @@ class RerankTraining:
         return {"output": str(output), "folds": summary, "seconds": round(time.time() - started, 1)}
 
     def _fold(self, seed: int, fold: int | None, train_ids: list[str], folder: Path) -> dict:
+        """Train (or load) the fold's teacher, then its student; save both; returns the metrics."""
+        started = time.time()
         from ..train.loop import fit
         from .models import cross_encoder_from_encoder, load_cross_encoder
         from .reranker import CrossEncoderReranker
@@ -243,6 +245,7 @@ class RerankTraining:
                      loss_of=lambda batch, n: pair_loss(student, batch, n, kd, ranking))
         metrics["student_loss_first_epoch"] = round(result.epoch_losses[0], 8)
         metrics["student_loss_last_epoch"] = round(result.epoch_losses[-1], 8)
+        metrics["seconds"] = round(time.time() - started, 1)
         student.encoder.save(folder / (where or "model"), overwrite=True,
                              extra=self._record(seed, fold, train_ids, "student", metrics))
         return metrics
@@ -255,3 +258,20 @@ class RerankTraining:
                 "seed": seed, "fold": fold, "train_topics": topics, "collection": self.collection,
                 "config": config, "metrics": dict(metrics),
                 "optimizer": {"name": "AdamW", "lr": self.config.lr, "max_grad_norm": 1.0, "schedule": "constant"}}
+
+
+def _records(folder: Path) -> list[dict]:
+    import json
+
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(folder).glob("*/reranker.json"))]
+
+
+def trained_command(folder: str | Path) -> str | None:
+    """The `command` record of a finished training output (its students' `reranker.json`), or None."""
+    records = _records(Path(folder))
+    return records[0]["config"].get("command") if records else None
+
+
+def training_seconds(folder: str | Path) -> float:
+    """Seconds the students of a training output took (teachers included), as their records say."""
+    return sum(float(record["metrics"].get("seconds", 0.0)) for record in _records(Path(folder)))

@@ -62,6 +62,7 @@ class SearchSpec:
     # second stage: a cross-encoder reranking the top `rerank_depth` hits (convdr_pyserini.rerank)
     rerank: str | None = None
     rerank_depth: int = 100
+    rerank_query: str | None = None  # the reranker's query input; default: the search's
 
     def __post_init__(self) -> None:
         if isinstance(self.index, (str, os.PathLike)):
@@ -110,7 +111,7 @@ class SearchSpec:
             if not isinstance(self.rerank_depth, int) or not 1 <= self.rerank_depth <= self.hits:
                 raise UserError(f"{{rerank_depth}} must be between 1 and {{hits}} ({self.hits}), got "
                                 f"{self.rerank_depth!r}", "rerank_depth", "hits")
-            if self.retriever == "rrf" or self.query == "concat":
+            if self.retriever == "rrf" or (self.rerank_query or self.query) == "concat":
                 raise UserError(f"{{rerank}} needs a query the reranker takes and an index holding the passages; "
                                 f"not {self.retriever} with {{query}} {self.query}", "rerank", "query")
         if self.retriever == "rrf":
@@ -208,6 +209,7 @@ class SearchSpec:
         """The run reranked by the cross-encoder `rerank` (passages from the searched index), or as it is."""
         if self.rerank is None:
             return run
+        query = self.rerank_query or query
         from ..rerank.reranker import CrossEncoderReranker, fold_models, rerank_with_folds
 
         if fold_models(self.rerank) is not None:  # cross-validated: each topic's held-out fold model
