@@ -19,23 +19,10 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def alternating(repeat: int, functions: dict) -> dict[str, float]:
-    """Best seconds of each function: one warm-up call each, then `repeat` rounds calling them in turn."""
-    for function in functions.values():
-        function()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeat):
-        for name, function in functions.items():
-            started = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - started)
-    return {name: min(values) for name, values in times.items()}
+from dense_search import alternating  # noqa: E402  (bench/ is the script's folder: the one alternating timer)
 
 
 def main() -> None:
