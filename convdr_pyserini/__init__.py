@@ -29,9 +29,11 @@ _EXPORTS = {
     "TrainConfig": "train", "train": "train",
     "ConvDRQueryEncoder": "encode", "load_encoder": "encode",
     "DenseIndexConfig": "index", "build_dense_index": "index", "build_lucene_index": "index",
-    "compress_index": "index", "merge_shards": "index",
+    "compress_index": "index", "merge_shards": "index", "build_dense_index_on_ray": "index",
+    "RayCluster": "_ray",
     "IdMapping": "ids",
     "load_matrix": "reproduce", "reproduce": "reproduce",
+    "Candidate": "reproduce", "NestedCVConfig": "reproduce", "nested_cv": "reproduce",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -176,3 +176,34 @@ def finite_float(minimum: float = -math.inf, maximum: float = math.inf, *, exclu
 
 
 positive_float = finite_float(0.0, exclusive_minimum=True, what="a positive number")
+
+
+def add_ray_options(parser: argparse.ArgumentParser, what: str):
+    """`--ray [ADDRESS]` and the worker sizes (see `convdr_pyserini._ray`; the destinations are `RayCluster`'s
+    parameters); `what` says what runs on Ray. Returns the argument group (for a command's own Ray options)."""
+    group = parser.add_argument_group("Ray (pip install 'convdr_pyserini[ray]'; docs/distributed.md)")
+    group.add_argument("--ray", dest="address", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help=f"run {what} on Ray: without ADDRESS on a local Ray instance, with `auto`, HOST:PORT or "
+                            "ray://HOST:PORT on that running cluster")
+    group.add_argument("--ray-workers", dest="workers", type=positive_int, default=None, metavar="N",
+                       help="Ray workers (default: as many as the cluster's CPUs and GPUs hold)")
+    group.add_argument("--ray-cpus-per-worker", dest="cpus_per_worker", type=positive_float, default=None,
+                       metavar="C", help="CPUs of each worker, also its torch threads (default 1)")
+    group.add_argument("--ray-gpus-per-worker", dest="gpus_per_worker", type=finite_float(0.0, what="a number >= 0"),
+                       default=None, metavar="G", help="GPUs of each worker (default: 1 with --device cuda, else 0)")
+    return group
+
+
+def ray_cluster(args: argparse.Namespace):
+    """The `RayCluster` of the --ray options, or None without --ray (then the sizes are refused)."""
+    from ._ray import RayCluster
+
+    if args.address is None:
+        given = [flag for flag, value in (("--ray-workers", args.workers), ("--ray-cpus-per-worker", args.cpus_per_worker),
+                                          ("--ray-gpus-per-worker", args.gpus_per_worker)) if value is not None]
+        if given:
+            raise UserError(f"{given[0]} needs --ray")
+        return None
+    return RayCluster(address=args.address or None, workers=args.workers,
+                      cpus_per_worker=1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
+                      gpus_per_worker=args.gpus_per_worker or 0.0)

@@ -29,6 +29,9 @@ class UserError(Exception):
         """The message's lines, each parameter named as `names` says (a command line: its flags)."""
         return [_named(self.template, self.parameters, names)]
 
+    def __reduce__(self):  # pickled whole (template and parameters), e.g. back from a Ray worker
+        return type(self), (self.template, *self.parameters)
+
 
 class InvalidInput(UserError):
     """Several problems in the inputs, each reported on its own line (`problems`)."""
@@ -40,6 +43,9 @@ class InvalidInput(UserError):
 
     def render(self, names: Mapping[str, str]) -> list[str]:
         return [_named(problem, self.parameters, names) for problem in self.templates]
+
+    def __reduce__(self):
+        return type(self), (self.templates, *self.parameters)
 
 
 # errors that mean "this place cannot be written" rather than a bug

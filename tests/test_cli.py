@@ -1,4 +1,4 @@
-"""Every command-line module: `--help` works, starts no JVM and imports no torch."""
+"""Every command-line module: `--help` works, starts no JVM and imports neither torch nor Ray."""
 import subprocess
 import sys
 
@@ -26,7 +26,7 @@ with contextlib.redirect_stdout(io.StringIO()) as out:
     code = module.main(['--help'])
 assert code == 0, code
 assert 'usage:' in out.getvalue()
-print(sorted(name for name in ('torch', 'jnius', 'pyserini', 'transformers', 'faiss') if name in sys.modules))
+print(sorted(name for name in ('torch', 'jnius', 'pyserini', 'transformers', 'faiss', 'ray') if name in sys.modules))
 """
 
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
-from .._cli import ArgumentParser, cli_main, non_negative_int, positive_int
+from .._cli import ArgumentParser, add_ray_options, cli_main, non_negative_int, positive_int, ray_cluster
 from ..errors import UserError
 
 INDEX_TYPE_HELP = ("flat (default: exact inner product) or a faiss factory string, e.g. HNSW32, IVF4096,SQ8, "
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--overwrite", action="store_true",
                        help="replace an existing index at OUTPUT, or discard a partial build made with other settings")
     _add_index_type(dense)
+    ray = add_ray_options(dense, "the encoding (one piece per worker, merged into OUTPUT, on a filesystem every "
+                                 "worker sees)")
+    ray.add_argument("--ray-pieces", dest="merge", action="store_false",
+                     help="leave OUTPUT as the pieces (OUTPUT/shard-I-of-N, as --shard writes them) instead of merging "
+                          "them: what `search --ray` spreads over its workers")
 
     merge = commands.add_parser("merge", help="join the shard pieces of a dense build into one index",
                                 description="Join the pieces written by `index dense --shard I/N` (or torchrun) into "
@@ -104,7 +110,15 @@ def main(args: argparse.Namespace) -> int:
         return 0
     index_type, ef_construction = _index_type(args)
     if args.command == "dense":
-        build_dense_index(DenseIndexConfig(
+        cluster = ray_cluster(args)
+        build = build_dense_index
+        if cluster is not None:
+            from .distributed import build_dense_index_on_ray
+
+            build = functools.partial(build_dense_index_on_ray, cluster=cluster, merge=args.merge)
+        elif not args.merge:
+            raise UserError("--ray-pieces needs --ray")
+        build(DenseIndexConfig(
             collection=args.collection, encoder=args.encoder, output=args.output, batch_size=args.batch_size,
             max_length=args.max_length, chunk_size=args.chunk_size, fp16=args.fp16, shard=args.shard,
             device=args.device, index_type=index_type, ef_construction=ef_construction,

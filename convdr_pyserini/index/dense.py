@@ -99,22 +99,45 @@ def resolve_device(device: str, local_rank: int = 0) -> str:
     return f"cuda:{local_rank}" if device == "cuda" else device
 
 
-def build_dense_index(config: DenseIndexConfig) -> dict:
-    """Build (or resume, or finish) the index `config` describes; returns its meta.json contents."""
+def build_dense_index(config: DenseIndexConfig, encoder=None) -> dict:
+    """Build (or resume, or finish) the index `config` describes; returns its meta.json contents.
+
+    `encoder` is the loaded encoder of `config` when the caller holds one (a Ray worker building several
+    pieces loads it once); by default it is loaded here.
+    """
     shard = config.shard or torchrun_shard()
     target = config.target
     source = open_collection(config.collection)
-    from ..encode import resolve_card
+    from ..encode import load_encoder, resolve_card
 
-    card = resolve_card(config.encoder)
-    inputs = [*source.files, source.folder, _local_weights(card)]
-    prepare_output(target, inputs, config.overwrite, directory=True)
-    from ..encode import load_encoder
-
-    device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")) if shard else 0)
-    encoder = load_encoder(card, device=device, fp16=config.fp16)
+    card = resolve_card(config.encoder) if encoder is None else encoder.card
+    prepare_output(target, build_inputs(source, card), config.overwrite, directory=True)
+    if encoder is None:
+        device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")) if shard else 0)
+        encoder = load_encoder(card, device=device, fp16=config.fp16)
     with OutputLock(target):
         return _build(config, source, encoder, shard, target)
+
+
+def build_inputs(source: CollectionSource, card) -> list:
+    """What a build reads (the collection, local encoder weights): its output must be none of them."""
+    return [*source.files, source.folder, _local_weights(card)]
+
+
+def partial_path(target: Path) -> Path:
+    """The hidden folder a build of `target` writes into until it is finished (and resumes from)."""
+    return target.parent / f".{target.name}.partial"
+
+
+def done_passages(target: Path) -> int:
+    """Passages a build of `target` has finished: all of a published index, else its recorded progress."""
+    try:
+        if (target / faiss_io.META).is_file():
+            return int(faiss_io.read_meta(target).get("count", 0))
+        progress = json.loads((partial_path(target) / PROGRESS).read_text(encoding="utf-8"))
+        return int(progress.get("done", 0))
+    except (OSError, ValueError, TypeError, UserError):
+        return 0
 
 
 def _local_weights(card) -> Path | None:
@@ -146,7 +169,7 @@ def _build(config: DenseIndexConfig, source: CollectionSource, encoder, shard, t
         "fp16": config.fp16,
         "shard": list(shard) if shard else None,
     }
-    partial = target.parent / f".{target.name}.partial"
+    partial = partial_path(target)
     progress = _resume_point(partial, settings, config.overwrite)
     started = time.time()
     if not progress.get("encoded"):

@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .._cli import ArgumentParser, cli_main
+from .._cli import ArgumentParser, add_ray_options, cli_main, ray_cluster
 
 logger = logging.getLogger("convdr_pyserini.reproduce")
 
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-dir", default="runs/reproduce", help="where runs are written (default runs/reproduce)")
     parser.add_argument("--models-dir", default="encoders/reproduce",
                         help="where trained models are written (default encoders/reproduce)")
+    add_ray_options(parser, "the training, one task per condition and seed (the runs and models folders on a "
+                            "filesystem every worker sees)")
     return parser
 
 
@@ -54,6 +56,7 @@ def main(args: argparse.Namespace) -> int:
     from .report import by_turn_plot
     from .runner import ABOVE
 
+    cluster = ray_cluster(args)
     matrix = load_matrix(args.matrix)
     table = _table_path(args, matrix)
     plot = None
@@ -62,7 +65,13 @@ def main(args: argparse.Namespace) -> int:
         if matrix.plot:
             plot = table.with_name(table.stem + "-by-turn.png")
             prepare_output(plot, [matrix.path], args.overwrite)
-    result = reproduce(matrix, only=args.condition, runs_dir=args.runs_dir, models_dir=args.models_dir)
+    if cluster is None:
+        result = reproduce(matrix, only=args.condition, runs_dir=args.runs_dir, models_dir=args.models_dir)
+    else:
+        from .distributed import reproduce_on_ray
+
+        result = reproduce_on_ray(matrix, cluster, only=args.condition, runs_dir=args.runs_dir,
+                                  models_dir=args.models_dir)
     for entry in result.conditions:
         if entry.error:
             logger.error("%s: %s", entry.condition.name, entry.error)

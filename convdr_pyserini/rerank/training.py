@@ -9,7 +9,7 @@ ranking`. The student starts from the teacher's weights, as ConvDR's query encod
 Teacher: a given cross-encoder (e.g. an MS MARCO reranker), or, when none is given, one trained here inside
 each cross-validation fold with the ranking loss on the training topics' manual rewrites, initialised from an
 encoder's weights (`minilm`: all-MiniLM-L6-v2) with a fresh head. The optimisation is the query-encoder
-training's (`convdr_pyserini.train.loop.fit`: AdamW, clipping, constant rate, seeded order); negatives are
+training's (`convdr_pyserini.train.loop.fit`: AdamW, clipping, its default schedule, seeded order); negatives are
 drawn as `train negatives` draws them (`convdr_pyserini.train.data.mine_negatives`), from the first-stage run.
 """
 from __future__ import annotations
@@ -257,7 +257,8 @@ class RerankTraining:
         return {"method": "ConvDR few-shot reranker (teacher-student, Yu et al. SIGIR 2021)", "role": role,
                 "seed": seed, "fold": fold, "train_topics": topics, "collection": self.collection,
                 "config": config, "metrics": dict(metrics),
-                "optimizer": {"name": "AdamW", "lr": self.config.lr, "max_grad_norm": 1.0, "schedule": "constant"}}
+                "optimizer": {"name": "AdamW", "lr": self.config.lr, "max_grad_norm": 1.0,
+                              "schedule": "the query-encoder training's default (train.loop.fit)"}}
 
 
 def _records(folder: Path) -> list[dict]:

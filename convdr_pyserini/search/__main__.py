@@ -10,7 +10,8 @@ import argparse
 import logging
 import time
 
-from .._cli import ArgumentParser, MAX_INT, cli_main, non_negative_int, positive_float, positive_int, finite_float
+from .._cli import (ArgumentParser, MAX_INT, add_ray_options, cli_main, finite_float, non_negative_int, positive_float,
+                    positive_int, ray_cluster)
 from ..io.runs import FORMATS
 from .bm25 import DEFAULT_B, DEFAULT_K1
 from .queries import MISSING_REWRITE, QUERY_TYPES
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     fusion = parser.add_argument_group("fusion")
     fusion.add_argument("--runs", nargs="+", help="run files to fuse (trec or msmarco format)")
     fusion.add_argument("--rrf-k", type=positive_float, default=60, help="the RRF constant k (default 60)")
+    add_ray_options(parser, "a dense or ConvDR search, the index pieces held by the workers (at the same path on "
+                            "each)")
     return parser
 
 
@@ -114,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
     """Search, write the run and its sidecar, print a summary line."""
     started = time.time()
     spec = spec_from_arguments(args)
-    run = spec.execute(args.output, args.output_format, args.tag, args.overwrite)
+    run = spec.execute(args.output, args.output_format, args.tag, args.overwrite, cluster=ray_cluster(args))
     counts = run.counts()
     print(f"wrote {args.output}: {counts['queries']} queries, {counts['hits']} hits, "
           f"{counts['queries_without_hits']} queries with no hits ({time.time() - started:.1f} s)")

@@ -84,9 +84,7 @@ class DenseSearcher:
     def search_arrays(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`search` as arrays: (keys into `self.docids`, float32 scores, hits per query); row i holds query i's
         hits in its first counts[i] columns, score descending then docid ascending."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {self.dim})")
+        queries = query_matrix(queries, self.dim)
         best = None
         for number, piece in enumerate(self.pieces):
             offset = int(self._offsets[number])
@@ -237,6 +235,14 @@ def _sortable_docids(docids, keys: np.ndarray) -> np.ndarray:
     return text.view(f"S{text.shape[1]}").ravel()
 
 
+def query_matrix(queries, dim: int) -> np.ndarray:
+    """Query vectors as a contiguous float32 (n, dim) matrix; another shape is a UserError."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise UserError(f"query vectors have shape {queries.shape}, the index needs (n, {dim})")
+    return queries
+
+
 def _faiss_gpu_resources():
     import faiss
 
@@ -251,20 +257,22 @@ class DenseRetriever:
 
     `query` is `raw`, `manual`, `automatic` (one utterance), ConvDR's conversational `no_res`, `man_can`,
     `auto_can`, or a `Rewrites` / mapping of texts. `truncate` and `max_concat_length` default to the card's.
+    `searcher` replaces the local `DenseSearcher` of `index` (e.g. a `search.distributed.RaySearcher` of it,
+    whose Ray actors hold the pieces: same hits); the search options are then that searcher's.
     """
 
     def __init__(self, index: "str | Path | Sequence[str | Path]", encoder="minilm", device: str = "cpu",
                  batch_size: int = 64, truncate: str | None = None, max_concat_length: int | None = None,
                  verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
-                 refine: float | None = None, refine_from: str | Path | None = None):
+                 refine: float | None = None, refine_from: str | Path | None = None, searcher=None):
         from ..index.dense import resolve_device
 
         self.index = [Path(index)] if isinstance(index, (str, Path)) else [Path(path) for path in index]
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.truncate, self.max_concat_length = truncate, max_concat_length
-        self.searcher = DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
-                                      ef_search=ef_search, refine=refine, refine_from=refine_from)
+        self.searcher = searcher or DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
+                                                  ef_search=ef_search, refine=refine, refine_from=refine_from)
         self.encoder_spec = encoder
         self._encoders: dict = {}
 
@@ -341,8 +349,8 @@ class ConvDRRetriever(DenseRetriever):
 
     def __init__(self, index, folds: str | Path, **options):
         self.folds = Path(folds)
-        if not (self.folds / "fold-0").is_dir():
-            raise UserError(f"{self.folds} holds no fold-0 model folder (expected the output of `train --cv K`)")
+        if not any(path.is_dir() for path in self.folds.glob("fold-*")):
+            raise UserError(f"{self.folds} holds no fold-K model folder (expected the output of `train --cv K`)")
         super().__init__(index, encoder=str(self.folds), **options)
 
     @property

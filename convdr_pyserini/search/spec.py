@@ -160,10 +160,13 @@ class SearchSpec:
         return prepare_output(output, self.inputs(), overwrite)
 
     def execute(self, output: str | os.PathLike | None = None, format: str = "trec", tag: str | None = None,
-                overwrite: bool = False, progress: bool = True) -> Run:
-        """Search; with `output`, also write the run (in `format`) and its sidecar. Returns the run."""
+                overwrite: bool = False, progress: bool = True, cluster=None) -> Run:
+        """Search; with `output`, also write the run (in `format`) and its sidecar. Returns the run. With
+        `cluster` (a `RayCluster`), a dense or ConvDR search runs on Ray (same run)."""
         if format not in FORMATS:
             raise UserError(f"unknown run format {format!r}; expected one of {', '.join(FORMATS)}")
+        if cluster is not None and self.retriever not in ("dense", "convdr"):
+            raise UserError(f"--ray applies to dense and ConvDR search, not {self.retriever}")
         if output is not None:
             self.check_output(output, overwrite)
         if format == "openmatch" and not self.topics:
@@ -188,10 +191,14 @@ class SearchSpec:
         if self.retriever == "rrf":
             run = fuse_rrf(self.runs, self.rrf_k, self.hits, topics)
         else:
+            searching = dict(verify=self.verify, nprobe=self.nprobe, ef_search=self.ef_search, refine=self.refine,
+                             refine_from=self.refine_from)
             options = dict(device=self.device, batch_size=self.batch_size or DEFAULT_DENSE_BATCH,
-                           truncate=self.truncate, max_concat_length=self.max_concat_length, verify=self.verify,
-                           nprobe=self.nprobe, ef_search=self.ef_search, refine=self.refine,
-                           refine_from=self.refine_from)
+                           truncate=self.truncate, max_concat_length=self.max_concat_length, **searching)
+            if cluster is not None:
+                from .distributed import RaySearcher
+
+                options["searcher"] = RaySearcher(self.index, cluster, device=self.device, **searching)
             retriever = ConvDRRetriever(self.index, self.cv, **options) if self.retriever == "convdr" \
                 else DenseRetriever(self.index, self.encoder, **options)
             run = self._second_stage(topics, retriever.search(topics, query, self.hits, self.missing_rewrite), query)

@@ -16,8 +16,13 @@ from .data import mine_ranking_data
 __all__ = ["TrainConfig", "mine_ranking_data", "train"]
 
 
-def train(config: TrainConfig) -> dict:
-    """Train as `config` says (see `convdr_pyserini.train.training.train`); returns a summary."""
+def train(config: TrainConfig, cluster=None) -> dict:
+    """Train as `config` says (see `convdr_pyserini.train.training.train`); returns a summary. With `cluster`
+    (a `RayCluster`), every seed and fold is trained as its own Ray task (`convdr_pyserini.train.distributed`)."""
+    if cluster is not None:
+        from .distributed import train_on_ray
+
+        return train_on_ray(config, cluster)
     from .training import train as run
 
     return run(config)

@@ -16,9 +16,9 @@ import logging
 import sys
 import time
 
-from .._cli import ArgumentParser, cli_main, finite_float, positive_float, positive_int
+from .._cli import ArgumentParser, add_ray_options, cli_main, finite_float, positive_float, positive_int, ray_cluster
 from ..errors import UserError
-from .config import LOSSES, QUERY_MODES
+from .config import LOSSES, LR_SCHEDULES, QUERY_MODES
 from .data import NEGATIVE_POOL, NEGATIVES
 
 logger = logging.getLogger("convdr_pyserini.train")
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "index folder (default: the topics' collection)")
     parser.add_argument("--epochs", type=positive_int, default=1, help="passes over the training queries (default 1)")
     parser.add_argument("--lr", type=positive_float, default=1e-5, help="AdamW learning rate, constant (default 1e-5)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="linear",
+                        help="linear: decay to 0 over all steps, no warm-up, as ConvDR (default); constant")
     parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
                         help="AdamW weight decay (default 0, as ConvDR)")
     parser.add_argument("--batch-size", type=positive_int, default=4,
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default cpu); torchrun splits each batch")
     parser.add_argument("--output", required=True, help="model folder to write, e.g. encoders/convdr-kd-cast20")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    add_ray_options(parser, "each seed's and fold's training as its own task (OUTPUT on a filesystem every worker "
+                            "sees)")
     return parser
 
 
@@ -126,7 +130,7 @@ def train_main(args: argparse.Namespace) -> int:
     """Check the inputs, train (per fold with --cv, per seed with --seeds), save the model folder(s)."""
     from .config import TrainConfig
     from .loop import distributed
-    from .training import train
+    from . import train
 
     loss = args.loss
     if args.no_kd:
@@ -134,15 +138,16 @@ def train_main(args: argparse.Namespace) -> int:
             raise UserError("--loss kd with --no-kd leaves no loss; use --loss ranking or kd+ranking")
         loss = "ranking"
     started = time.time()
+    cluster = ray_cluster(args)
     config = TrainConfig(
         topics=args.topics, output=args.output, teacher=args.teacher, student_init=args.student_init,
         query=args.query, loss=loss, ranking_data=args.ranking_data, collection=args.collection, epochs=args.epochs,
-        lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+        lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, batch_size=args.batch_size,
         max_concat_length=args.max_concat_length, max_response_length=args.max_response_length,
         truncate=args.truncate, cv=args.cv, seed=args.seed, seeds=args.seeds, kd_weight=args.kd_weight,
         ranking_weight=args.ranking_weight, temperature=args.temperature, device=args.device,
         overwrite=args.overwrite, command=args.command_line)
-    summary = train(config)
+    summary = train(config, cluster)
     if distributed()[0] == 0:
         print(f"wrote {args.output}: {summary} ({time.time() - started:.0f} s)")
     return 0

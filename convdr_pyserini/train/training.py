@@ -52,6 +52,10 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
         self.topics = load_topics(config.topics)
+        if config.topic_numbers is not None:
+            from ..folds import only_topics
+
+            self.topics = only_topics(self.topics, config.topic_numbers)
         self.records = list(self.topics)
         if config.uses_kd:
             data.check_manual_rewrites(self.topics.source, self.records)
@@ -72,24 +76,11 @@ class Trainer:
 
     def inputs(self) -> list:
         """Files and folders training reads: the output must be none of them."""
-        config = self.config
-        return [path for path in (config.teacher, config.student_init, config.ranking_data, config.collection,
-                                  self.topics.path) if path and Path(path).exists()]
+        return training_inputs(self.config, self.topics)
 
     # -- inputs ------------------------------------------------------------------------------------------
     def _folds(self) -> dict:
-        """{topic: fold} from the shared fold rule; checks cv against the topics and the rule."""
-        from ..folds import fold_assignment
-
-        assignment = fold_assignment(self.topics)
-        count = len(set(assignment.values()))
-        if len(assignment) < self.config.cv:
-            raise UserError(f"cv {self.config.cv}: {self.topics.source} has only {len(assignment)} topics, fewer "
-                            "than folds")
-        if count != self.config.cv:
-            raise UserError(f"cv {self.config.cv}: the fold rule for {self.topics.source} splits its {len(assignment)} "
-                            f"topics into {count} folds (CAsT-19: 10 topics per fold; CAsT-20: (topic-81)//5)")
-        return assignment
+        return fold_of_topic(self.topics, self.config.cv)
 
     def _examples(self) -> list[Example]:
         config = self.config
@@ -139,31 +130,31 @@ class Trainer:
     # -- training ----------------------------------------------------------------------------------------
     def run(self, config: TrainConfig) -> dict:
         """Train and save one output (one seed): a model, or one per fold; returns its summary."""
-        from ..encode import load_encoder
-
         rank, _ = distributed()
         output = prepare_output(config.output, self.inputs(), config.overwrite, directory=True)
         started = time.time()
         lock = OutputLock(output) if rank == 0 else contextlib.nullcontext()
         with lock, (atomic_directory(output, inputs=self.inputs(), overwrite=config.overwrite) if rank == 0
                     else contextlib.nullcontext()) as folder:
-            fold_numbers = [None] if self.folds is None else sorted(set(self.folds.values()))
-            summaries = {}
-            for fold in fold_numbers:
-                self.student = load_encoder(config.student_spec, device=self.device)
-                held_out = [] if fold is None else [e for e in self.examples if self.folds[self.topic[e.query_id]] == fold]
-                train = [e for e in self.examples if fold is None or self.folds[self.topic[e.query_id]] != fold]
-                what = "training" if fold is None else f"fold-{fold} ({fold + 1} of {len(fold_numbers)})"
-                result = self._train(config, train, held_out, f"seed {config.seed}, {what}")
-                if rank == 0:
-                    self._save(config, folder if fold is None else folder / f"fold-{fold}", result, fold)
-                summaries["model" if fold is None else f"fold-{fold}"] = result["metrics"]
+            summaries = {model_name(fold): self.train_fold(config, fold, folder if rank == 0 else None)
+                         for fold in fold_numbers(self.folds)}
             if rank == 0 and self.folds is not None:
-                self._write_cv_summary(config, folder, summaries)
-        seconds = round(time.time() - started, 1)
-        last = float(np.mean([metrics["train_loss_last_epoch"] for metrics in summaries.values()]))
-        return {"output": str(output), "queries": len(self.examples), "models": len(summaries),
-                "final_epoch_loss": last, "seconds": seconds}
+                write_cv_summary(config, folder, summaries, self.topics.source, self.folds)
+        return run_summary(output, len(self.examples), summaries, time.time() - started)
+
+    def train_fold(self, config: TrainConfig, fold: int | None, folder: Path | None) -> dict:
+        """Train a fresh student for one fold (None: on every query) and save it under `folder` (`fold-k`,
+        or `folder` itself without cv; not saved when None); returns its metrics."""
+        from ..encode import load_encoder
+
+        self.student = load_encoder(config.student_spec, device=self.device)
+        held_out = [] if fold is None else [e for e in self.examples if self.folds[self.topic[e.query_id]] == fold]
+        train = [e for e in self.examples if fold is None or self.folds[self.topic[e.query_id]] != fold]
+        what = "training" if fold is None else f"fold-{fold} ({fold + 1} of {len(set(self.folds.values()))})"
+        result = self._train(config, train, held_out, f"seed {config.seed}, {what}")
+        if folder is not None:
+            self._save(config, folder if fold is None else folder / model_name(fold), result, fold)
+        return result["metrics"]
 
     def _train(self, config: TrainConfig, train: list[Example], held_out: list[Example], description: str) -> dict:
         with_targets = [example for example in held_out if example.target is not None]
@@ -172,7 +163,7 @@ class Trainer:
         result = fit(self.student, train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                      seed=config.seed, use_kd=config.uses_kd, use_ranking=config.uses_ranking,
                      passages=self.passages, weight_decay=config.weight_decay, weights=self.weights,
-                     description=description)
+                     schedule=config.lr_schedule, description=description)
         metrics = {
             "train_queries": len(train),
             "heldout_queries": len(held_out),
@@ -200,7 +191,7 @@ class Trainer:
             "student_init": str(config.student_spec),
             "ranking_data": config.ranking_data,
             "optimizer": {"name": "AdamW", "lr": config.lr, "weight_decay": config.weight_decay,
-                          "max_grad_norm": 1.0, "schedule": "constant"},
+                          "max_grad_norm": 1.0, "schedule": config.lr_schedule},
             "epochs": config.epochs,
             "batch_size": config.batch_size,
             "seed": config.seed,
@@ -226,13 +217,52 @@ class Trainer:
             handle.write("step\tloss\n")
             handle.writelines(f"{step}\t{loss:.8g}\n" for step, loss in enumerate(result["steps"], 1))
 
-    def _write_cv_summary(self, config: TrainConfig, folder: Path, summaries: dict) -> None:
-        import yaml
 
-        summary = {"topics": self.topics.source, "folds": summaries,
-                   "fold_topics": {f"fold-{n}": sorted(t for t, f in self.folds.items() if f == n)
-                                   for n in sorted(set(self.folds.values()))},
-                   "search": f"python -m convdr_pyserini.search --cv {config.output} --topics {self.topics.source} "
-                             f"--query {config.query} --index <dense index of the teacher's passages> ..."}
-        with atomic_output(folder / CV_SUMMARY, overwrite=True) as handle:
-            yaml.safe_dump(summary, handle, sort_keys=False)
+
+def training_inputs(config: TrainConfig, topics) -> list:
+    """Files and folders a training run reads: its output must be none of them."""
+    return [path for path in (config.teacher, config.student_init, config.ranking_data, config.collection,
+                              topics.path) if path and Path(path).exists()]
+
+
+def fold_of_topic(topics, cv: int) -> dict:
+    """{topic: fold} from the shared fold rule; checks `cv` against the topics and the rule."""
+    from ..folds import fold_assignment
+
+    assignment = fold_assignment(topics)
+    count = len(set(assignment.values()))
+    if len(assignment) < cv:
+        raise UserError(f"cv {cv}: {topics.source} has only {len(assignment)} topics, fewer than folds")
+    if count != cv:
+        raise UserError(f"cv {cv}: the fold rule for {topics.source} splits its {len(assignment)} "
+                        f"topics into {count} folds (CAsT-19: 10 topics per fold; CAsT-20: (topic-81)//5)")
+    return assignment
+
+
+def fold_numbers(folds: dict | None) -> list:
+    """The folds to train, in order: [None] (one model on every query) without cross-validation."""
+    return [None] if folds is None else sorted(set(folds.values()))
+
+
+def model_name(fold: int | None) -> str:
+    return "model" if fold is None else f"fold-{fold}"
+
+
+def run_summary(output, queries: int, summaries: dict, seconds: float) -> dict:
+    """What `train` returns for one output (one seed)."""
+    last = float(np.mean([metrics["train_loss_last_epoch"] for metrics in summaries.values()]))
+    return {"output": str(output), "queries": queries, "models": len(summaries), "final_epoch_loss": last,
+            "seconds": round(seconds, 1)}
+
+
+def write_cv_summary(config: TrainConfig, folder: Path, summaries: dict, topics_source: str, folds: dict) -> None:
+    """`cv.yaml`: the folds' metrics and topics, and how to search with them."""
+    import yaml
+
+    summary = {"topics": topics_source, "folds": summaries,
+               "fold_topics": {f"fold-{n}": sorted(t for t, f in folds.items() if f == n)
+                               for n in sorted(set(folds.values()))},
+               "search": f"python -m convdr_pyserini.search --cv {config.output} --topics {topics_source} "
+                         f"--query {config.query} --index <dense index of the teacher's passages> ..."}
+    with atomic_output(folder / CV_SUMMARY, overwrite=True) as handle:
+        yaml.safe_dump(summary, handle, sort_keys=False)
