@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_rewrites": "io", "load_qrels": "resolve", "load_topics": "resolve",
     "BM25Retriever": "search", "ConvDRRetriever": "search", "DenseRetriever": "search", "SearchSpec": "search",
     "fuse_rrf": "search",
+    "CrossEncoderReranker": "rerank",
     "Report": "evaluate", "evaluate": "evaluate",
     "TrainConfig": "train", "train": "train",
     "ConvDRQueryEncoder": "encode", "load_encoder": "encode",

@@ -194,8 +194,11 @@ class Runner:
             else:
                 for seed in self.matrix.seeds:
                     model, seconds = self.train(condition, seed)
-                    settings = {**condition.search, **({"cv": model} if "cv" in condition.train[-1] else
-                                                       {"encoder": model, "retriever": "dense"})}
+                    if condition.train[-1].get("kind") == "reranker":  # the search reranks with the model
+                        settings = {**condition.search, "rerank": model}
+                    else:
+                        settings = {**condition.search, **({"cv": model} if "cv" in condition.train[-1] else
+                                                           {"encoder": model, "retriever": "dense"})}
                     run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
                     result.runs.append(self.search(settings, run, f"{condition.name} seed {seed}"))
                     result.train_seconds.append(seconds)
@@ -213,6 +216,11 @@ class Runner:
         for number, stage in enumerate(condition.train):
             settings = dict(stage)
             name = str(settings.pop("name", f"stage-{number}"))
+            if settings.pop("kind", "encoder") == "reranker":
+                model, spent = self.train_reranker(condition, seed, name, settings, outputs)
+                seconds += spent
+                outputs[name] = model
+                continue
             where = f"{self.matrix.path}: condition {condition.name}, stage {name}"
             settings = substitute(settings, outputs, where)
             output = self.models_dir / condition.name / f"seed-{seed}" / name
@@ -220,6 +228,25 @@ class Runner:
             outputs[name] = model = str(output)
         return model, seconds
 
+    def train_reranker(self, condition: Condition, seed: int, name: str, settings: dict,
+                       outputs: dict) -> tuple[str, float]:
+        """One `kind: reranker` stage (`convdr_pyserini.rerank.training`); `use: teacher` hands on the teachers."""
+        from ..rerank.training import TEACHER_FOLDER, RerankTrainConfig, train_reranker, trained_command, \
+            training_seconds
+
+        where = f"{self.matrix.path}: condition {condition.name}, stage {name}"
+        use = settings.pop("use", "student")
+        settings = substitute(settings, outputs, where)
+        output = self.models_dir / condition.name / f"seed-{seed}" / name
+        record = json.dumps({**settings, "seed": seed}, sort_keys=True)
+        if trained_command(output) != record:
+            logger.info("[%s seed %d] training reranker stage %s", condition.name, seed, name)
+            try:
+                config = RerankTrainConfig(**settings, output=str(output), seed=seed, overwrite=True, command=record)
+            except TypeError as error:
+                raise UserError(f"{where}: {error}") from None
+            train_reranker(config)
+        return str(output / TEACHER_FOLDER if use == "teacher" else output), training_seconds(output)
 
     def nested(self, condition: Condition, seed: int) -> dict:
         """Nested cross-validation over the condition's candidates for one seed; its summary (folds, run)."""

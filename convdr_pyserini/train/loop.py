@@ -19,7 +19,7 @@ import math
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -97,10 +97,13 @@ def batch_loss(student, examples: Sequence[Example], passages: torch.Tensor | No
 
 def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_size: int, seed: int,
         use_kd: bool, use_ranking: bool, passages: np.ndarray | None = None, weight_decay: float = 0.0,
-        weights: LossWeights = LossWeights(), schedule: str = "linear", description: str = "training") -> FitResult:
+        weights: LossWeights = LossWeights(), schedule: str = "linear", description: str = "training",
+        loss_of: Callable[[Sequence, int], torch.Tensor] | None = None) -> FitResult:
     """Train `student` (a DenseEncoder) in place; returns the losses. Deterministic given `seed` on CPU.
 
-    A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
+    `loss_of(examples, normaliser)` replaces ConvDR's query-encoder loss (`batch_loss`) for other models
+    trained by the same loop, optimizer and schedule (the cross-encoder reranker); `student` then needs only
+    `model` and `device`. A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
     from torch.utils.data import DataLoader, RandomSampler
 
     from .._progress import progress_bar
@@ -116,7 +119,10 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
     total_steps = epochs * len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, (total_steps - step) / total_steps) if schedule == "linear" else 1.0)
-    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking else None
+    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking and loss_of is None else None
+    if loss_of is None:
+        def loss_of(batch, normaliser):
+            return batch_loss(student, batch, passage_tensor, use_kd, use_ranking, normaliser, weights)
     result = FitResult()
     seed_everything(seed)  # where ConvDR seeds: after building the loader, before the first epoch draws its order
     model.train()
@@ -127,8 +133,7 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
                 batch = [examples[i] for i in order]
                 local = batch[rank::world]
                 optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(student, local, passage_tensor, use_kd, use_ranking, len(batch), weights) if local \
-                    else torch.zeros((), device=student.device)
+                loss = loss_of(local, len(batch)) if local else torch.zeros((), device=student.device)
                 if local:
                     loss.backward()
                 step_loss = _all_reduce(model, loss.detach(), world)
