@@ -14,7 +14,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow bench experiments clean
+.PHONY: install demo test test-slow bench experiments fidelity-env fidelity clean
 
 install: $(STAMP)
 
@@ -38,9 +38,20 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	for script in bench/*.py; do [ $$script = bench/gpu_encode.py ] || $(PY) $$script || exit 1; done
 
-MATRICES := cast20-mini-baselines cast20-mini-rewrites cast20-mini-training
+MATRICES := cast20-mini-baselines cast20-mini-rewrites cast20-mini-training cast20-mini-rerank
 experiments: $(STAMP)
 	for matrix in $(MATRICES); do $(PY) -m convdr_pyserini.reproduce evaluation/$$matrix.yaml --overwrite || exit 1; done
+
+# The original ConvDR code as the oracle (docs/training.md, "Fidelity"): its environment from the package index,
+# then the step-for-step comparison. CONVDR_ORIG is a checkout of thunlp/ConvDR (git clone).
+CONVDR_ORIG ?= ../convdr-orig
+OLD_VENV := .venv-convdr-orig
+fidelity-env:
+	test -x $(OLD_VENV)/bin/python || $(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_VENV)/bin/python -m pip install --quiet -r bench/fidelity/requirements-convdr.txt
+
+fidelity: $(STAMP)
+	$(PY) bench/fidelity/run.py --convdr $(CONVDR_ORIG) --old-venv $(OLD_VENV) --write-results bench/fidelity/RESULTS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_rewrites": "io", "load_qrels": "resolve", "load_topics": "resolve",
     "BM25Retriever": "search", "ConvDRRetriever": "search", "DenseRetriever": "search", "SearchSpec": "search",
     "fuse_rrf": "search",
+    "CrossEncoderReranker": "rerank",
     "Report": "evaluate", "evaluate": "evaluate",
     "TrainConfig": "train", "train": "train",
     "ConvDRQueryEncoder": "encode", "load_encoder": "encode",
@@ -32,6 +33,7 @@ _EXPORTS = {
     "RayCluster": "_ray",
     "IdMapping": "ids",
     "load_matrix": "reproduce", "reproduce": "reproduce",
+    "Candidate": "reproduce", "NestedCVConfig": "reproduce", "nested_cv": "reproduce",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -46,3 +46,15 @@ def fold_assignment(topics) -> dict[int, int]:
     """{topic: fold} for the topics of a `Topics`."""
     numbers = list(dict.fromkeys(getattr(query, "topic_number", None) for query in topics))
     return folds(topics.dataset_id, numbers)
+
+
+def only_topics(topics, numbers: Sequence[int]):
+    """A `Topics` restricted to the conversations `numbers`, with the same source, so that folds and canonical
+    responses are found as for the whole set."""
+    import dataclasses
+
+    missing = sorted(set(numbers) - {getattr(query, "topic_number", None) for query in topics})
+    if missing:
+        raise UserError(f"{topics.source} has no topic {missing[0]}")
+    wanted = set(numbers)
+    return dataclasses.replace(topics, queries=[query for query in topics if query.topic_number in wanted])

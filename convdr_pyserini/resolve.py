@@ -13,8 +13,8 @@ from typing import Callable
 
 from .errors import UserError
 from .files import local_path
-from .io.collections import CollectionSource, collection_fields, collection_files, count_documents, passages_of
-from .io.passages import Passage
+from .io.collections import CollectionSource, collection_files, count_documents, passages_of
+from .io.passages import Passage, collection_fields
 from .io.qrels import Qrels
 from .io.text import first_character
 from .io.topics import Topics, looks_like_file, tsv_topic_queries

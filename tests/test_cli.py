@@ -13,6 +13,7 @@ CLI_MODULES = [
     "convdr_pyserini.evaluate",
     "convdr_pyserini.reproduce",
     "convdr_pyserini.train",
+    "convdr_pyserini.rerank",
     "convdr_pyserini.demo",
     "convdr_pyserini.pyserini",
 ]

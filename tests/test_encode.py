@@ -21,20 +21,21 @@ HISTORY = ["What is throat cancer?", "Is it treatable?"]
 
 
 # -- tiny checkpoints in each on-disk format ---------------------------------------------------------------
-def tiny_roberta_config(vocab_size):
+def tiny_roberta_config(vocab_size, **changes):
     from transformers import RobertaConfig
 
-    return RobertaConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=37, max_position_embeddings=66, type_vocab_size=1, initializer_range=0.3,
-                         pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    settings = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                    intermediate_size=37, max_position_embeddings=66, type_vocab_size=1, initializer_range=0.3,
+                    pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    return RobertaConfig(**{**settings, **changes})
 
 
-def ance_state(vocab_size, dimension=24, seed=0):
+def ance_state(vocab_size, dimension=24, seed=0, **config_changes):
     """A random ANCE/ConvDR state dict as transformers 2.x saved it (with pooler and classifier)."""
     from transformers import RobertaModel
 
     torch.manual_seed(seed)
-    roberta = RobertaModel(tiny_roberta_config(vocab_size))
+    roberta = RobertaModel(tiny_roberta_config(vocab_size, **config_changes))
     state = collections.OrderedDict((f"roberta.{key}", value.clone()) for key, value in roberta.state_dict().items())
     state["classifier.dense.weight"] = torch.randn(32, 32)
     state["classifier.dense.bias"] = torch.randn(32)
@@ -47,9 +48,9 @@ def ance_state(vocab_size, dimension=24, seed=0):
     return state
 
 
-def write_transformers2_folder(folder, state, vocab_size):
+def write_transformers2_folder(folder, state, vocab_size, **config_changes):
     """config.json without model_type, pytorch_model.bin: the layout of ANCE's and ConvDR's checkpoints."""
-    config = tiny_roberta_config(vocab_size).to_dict()
+    config = tiny_roberta_config(vocab_size, **config_changes).to_dict()
     config.pop("model_type", None)
     config.pop("transformers_version", None)
     config.update({"architectures": ["RobertaForSequenceClassification"], "finetuning_task": "msmarco", "num_labels": 2})

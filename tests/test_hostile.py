@@ -27,6 +27,7 @@ from convdr_pyserini.evaluate.__main__ import main as evaluate_main
 from convdr_pyserini.ids.__main__ import main as ids_main
 from convdr_pyserini.index.__main__ import main as index_main
 from convdr_pyserini.reproduce.__main__ import main as reproduce_main
+from convdr_pyserini.rerank.__main__ import main as rerank_main
 from convdr_pyserini.search.__main__ import main as search_main
 from convdr_pyserini.train.__main__ import main as train_main
 
@@ -309,6 +310,37 @@ def same_train(world, tmp_path, capsys):
     assert snapshot(model) == before
 
 
+# -- the reranker: a tiny cross-encoder over the world's Lucene index ----------------------------------------------
+def _rerank(tmp_path, run: Path, output: Path, *extra: str) -> list[str]:
+    from test_rerank import save_tiny_huggingface
+
+    model = tmp_path / "cross-encoder"
+    if not model.exists():
+        save_tiny_huggingface(model, 1)
+    return ["--run", str(run), "--topics", MINI, "--model", str(model), "--depth", "2", "--output", str(output),
+            *extra]
+
+
+def binary_rerank(world, tmp_path, capsys):
+    refused(capsys, rerank_main, _rerank(tmp_path, hostile_file(tmp_path, "b.trec", BINARY), tmp_path / "o.trec"),
+            "binary data", world)
+
+
+def bom_rerank(world, tmp_path, capsys):
+    refused(capsys, rerank_main, _rerank(tmp_path, bom_copy(tmp_path, world / "raw.trec"), tmp_path / "o.trec"),
+            "byte-order mark", world)
+
+
+def nonfinite_rerank(world, tmp_path, capsys):
+    refused(capsys, rerank_main, _rerank(tmp_path, _nan_run(world, tmp_path), tmp_path / "o.trec"),
+            "not a finite number", world)
+
+
+def same_rerank(world, tmp_path, capsys):
+    refused(capsys, rerank_main, _rerank(tmp_path, world / "raw.trec", world / "raw.trec", "--overwrite"),
+            "it is the input", world)
+
+
 # -- the catalogue -------------------------------------------------------------------------------------------------
 INTERRUPT = "see test_interrupt_removes_temporaries_and_exits_130_or_143"
 CONCURRENT = "see test_a_second_writer_of_the_same_output_is_refused"
@@ -332,6 +364,8 @@ CATALOGUE = {
                                   "output_is_input": same_reproduce, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
     "convdr_pyserini.train": {"binary": binary_train, "bom": bom_train, "nonfinite": nonfinite_train,
                               "output_is_input": same_train, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
+    "convdr_pyserini.rerank": {"binary": binary_rerank, "bom": bom_rerank, "nonfinite": nonfinite_rerank,
+                               "output_is_input": same_rerank, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
     "convdr_pyserini.demo": {kind: "takes no user file: it builds everything from the declared upstream data under "
                                    "--workdir, through the library whose writers are covered here" for kind in KINDS},
     "convdr_pyserini.pyserini": {kind: "runs Pyserini's own command-line tools unchanged; their input handling is "

@@ -132,7 +132,7 @@ def test_bad_compress_input_is_one_error_line(flat, tmp_path, capsys, options, m
 def test_search_parameters_the_index_lacks_are_refused(flat, tmp_path):
     compress_index(flat, tmp_path / "ivf", "IVF16,SQ8", train_sample=COUNT)
     compress_index(flat, tmp_path / "hnsw", "HNSW8")
-    with pytest.raises(UserError, match="--nprobe applies to compressed .* is flat"):
+    with pytest.raises(UserError, match="^nprobe applies to compressed .* is flat"):
         DenseSearcher([flat], nprobe=4)
     queries = clustered(2, DIM, seed=1)
     with pytest.raises(UserError, match="^nprobe applies to IVF indexes"):
@@ -167,7 +167,7 @@ def test_refine_rescores_candidates_exactly_from_the_flat_index(flat, vectors, q
     faiss_io.write_meta(twin, {"index_type": "flat"})
     with pytest.raises(UserError, match="different docid files; not the same collection"):
         DenseSearcher([tmp_path / "pq"], refine=2, refine_from=twin).search(queries, 5)
-    with pytest.raises(UserError, match="--refine must be at least 1"):
+    with pytest.raises(UserError, match="^refine must be at least 1"):
         DenseSearcher([tmp_path / "pq"], refine=0.5)
-    with pytest.raises(UserError, match="--refine applies to compressed"):
+    with pytest.raises(UserError, match="^refine applies to compressed"):
         DenseSearcher([flat], refine=2)

@@ -82,6 +82,23 @@ def test_array_path_writes_the_run_file_the_lists_give(tied_collection, tmp_path
         assert dict(arrays) == expected.hits and Run(arrays).counts() == expected.counts()
 
 
+def test_docid_ranks_order_keys_as_their_docids(tmp_path):
+    """The integer ranks that break ties of many hits sort keys exactly as their docid strings do (code point
+    order, trailing whitespace stripped, equal docids equal), in one table and across shard pieces."""
+    docids = ["b", "a", "ab", "a b", "é", "z", "Z", "a\u00a0", "10", "9", "a", "\u4e2d", "ab\t", "", "aé"]
+    (tmp_path / "docid").write_text("".join(docid + "\n" for docid in docids), encoding="utf-8")
+    (tmp_path / "docid2").write_text("".join(docid + "\n" for docid in docids[::-1]), encoding="utf-8")
+    one = faiss_io.DocidTable(tmp_path / "docid")
+    joined = faiss_io.JoinedDocids([one, faiss_io.DocidTable(tmp_path / "docid2")], np.array([0, len(docids)]))
+    for table in (one, joined):
+        assert table.ranks(build=False) is None
+        ranks = table.ranks(build=True, chunk=4)  # several chunks of different widths
+        names = table.get(np.arange(len(table)))
+        assert sorted(range(len(names)), key=lambda key: (ranks[key], key)) == \
+            sorted(range(len(names)), key=lambda key: (names[key], key))
+        assert all((ranks[i] == ranks[j]) == (names[i] == names[j]) for i in range(len(names)) for j in range(i))
+
+
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory, shared_data):
     """A MiniLM index (short inputs) of the 64 first passages of the mini collection."""

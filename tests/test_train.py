@@ -69,6 +69,58 @@ def test_kd_loss_decreases_on_a_tiny_set(mini_queries):
     assert mean_kd_loss(student, examples) < 0.5 * before
 
 
+def test_attention_key_bias_gradient_is_rounding_noise(tiny_model, mini_queries):
+    """Why bench/fidelity/run.py holds the attention key biases apart: adding q.b to every score of a query
+    leaves the softmax unchanged, so their gradient is zero but for rounding, while every other tensor's is not."""
+    from convdr_pyserini.encode import load_encoder
+    from convdr_pyserini.train.loop import batch_loss
+
+    teacher, student = load_encoder(str(tiny_model)), load_encoder(str(tiny_model))
+    examples = kd_examples(teacher, student, mini_queries[4:8])
+    student.model.train()
+    batch_loss(student, examples, None, True, False, len(examples)).backward()
+    norms = {name: float(p.grad.abs().max()) for name, p in student.model.named_parameters() if p.grad is not None}
+    key_biases = {name: norm for name, norm in norms.items() if name.endswith("attention.self.key.bias")}
+    others = {name: norm for name, norm in norms.items() if name not in key_biases and "word_embeddings" not in name}
+    assert len(key_biases) == 2 and max(key_biases.values()) < 1e-6 * min(others.values())
+
+
+def test_schedule_and_order_are_convdrs(tiny_model, mini_queries):
+    """ConvDR's loop: batches from a RandomSampler drawn after seeding, the learning rate decaying linearly to 0
+    (LambdaLR), Adam's eps added before the bias correction (transformers 2.x AdamW); checked step for step
+    against the original code by bench/fidelity/run.py, here against a plain re-statement of those rules."""
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from convdr_pyserini.encode import load_encoder
+    from convdr_pyserini.train import loop
+
+    teacher, student = load_encoder(str(tiny_model)), load_encoder(str(tiny_model))
+    examples = kd_examples(teacher, student, mini_queries[:6])
+    rates, batches = [], []
+    real_step, real_loss = torch.optim.AdamW.step, loop.batch_loss
+
+    def recording_step(optimizer, *args, **kwargs):
+        rates.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["eps"]))
+        return real_step(optimizer, *args, **kwargs)
+
+    def recording_loss(student, batch, *args):
+        batches.append([example.query_id for example in batch])
+        return real_loss(student, batch, *args)
+
+    try:
+        torch.optim.AdamW.step, loop.batch_loss = recording_step, recording_loss
+        loop.fit(student, examples, epochs=2, lr=1e-3, batch_size=4, seed=5, use_kd=True, use_ranking=False)
+    finally:
+        torch.optim.AdamW.step, loop.batch_loss = real_step, real_loss
+    assert [rate for rate, _ in rates] == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
+    assert [eps for _, eps in rates] == pytest.approx([1e-8 / (1 - 0.999 ** t) ** 0.5 for t in (1, 2, 3, 4)])
+    torch.manual_seed(5)  # the first epoch's order (dropout draws from the same generator before the second)
+    indices = range(len(examples))
+    loader = DataLoader(indices, sampler=RandomSampler(indices), batch_size=4, collate_fn=list)
+    assert batches[:2] == [[examples[i].query_id for i in batch] for batch in loader]
+    assert batches[:2] != [[example.query_id for example in examples[:4]], [example.query_id for example in examples[4:]]]
+
+
 def test_fold_rule_for_both_years():
     cast20 = folds("convdr/cast20", range(81, 106))
     assert cast20 == {topic: (topic - 81) // 5 for topic in range(81, 106)}

@@ -98,7 +98,36 @@ class FlatWriter:
         self._handle.close()
 
 
-class DocidTable:
+_UNRANKED = np.empty(0, dtype=np.int32)
+
+
+class RankedDocids:
+    """Docid ranks for a table that gives the `padded` docids of its keys (`DocidTable`, `JoinedDocids`)."""
+
+    _ranks: np.ndarray | None = _UNRANKED
+
+    def ranks(self, build: bool, chunk: int = 1 << 20) -> np.ndarray | None:
+        """Each key's position in docid order (equal docids share one), so that ties are broken by comparing
+        integers: computed on the first call with `build` (one sort of all the docids); None before, or when a
+        docid holds a NUL."""
+        if self._ranks is _UNRANKED and build:
+            count = len(self)
+            parts = [self.padded(np.arange(start, min(start + chunk, count))) for start in range(0, count, chunk)]
+            self._ranks = None if any(part is None for part in parts) else _sorted_positions(parts)
+        return None if self._ranks is _UNRANKED else self._ranks
+
+
+def _sorted_positions(parts: list[np.ndarray]) -> np.ndarray:
+    """Dense ranks of NUL-padded byte rows in bytewise order (the order of the strings they encode)."""
+    width = max((part.shape[1] for part in parts), default=0)
+    if width == 0:
+        return np.zeros(sum(len(part) for part in parts), dtype=np.int32)
+    names = np.concatenate([np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts])
+    ranks = np.unique(names.view(f"S{width}").ravel(), return_inverse=True)[1].ravel()
+    return ranks.astype(np.int32 if len(ranks) < 2**31 else np.int64)  # int32: half the memory
+
+
+class DocidTable(RankedDocids):
     """The `docid` file as one byte string plus line offsets: far smaller than a list of str."""
 
     def __init__(self, path: Path):
@@ -140,16 +169,18 @@ class DocidTable:
         text = np.where(inside, data[np.minimum(starts[:, None] + columns, len(data) - 1)], 0).astype(np.uint8)
         return None if (text[inside] == 0).any() else text
 
-
 _ASCII_SPACE = np.zeros(256, dtype=bool)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.isspace accepts below 128
 
 
-class JoinedDocids:
+class JoinedDocids(RankedDocids):
     """The docids of several index pieces as one table: key = the piece's first key (`offsets`) + its row."""
 
     def __init__(self, tables: list[DocidTable], offsets: np.ndarray):
         self.tables, self.offsets = tables, np.asarray(offsets, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return sum(len(table) for table in self.tables)
 
     def _by_piece(self, keys: np.ndarray) -> Iterator[tuple[np.ndarray, DocidTable, np.ndarray]]:
         """(positions in `keys`, table, rows in it) for each piece that `keys` reach."""

@@ -73,7 +73,7 @@ def prepare_output(path: PathLike, inputs: Iterable[PathLike | None] = (), overw
             raise UserError(f"output path {path} is a directory")
     check_not_input(path, inputs)
     if path.exists() and not overwrite and not (directory and not any(path.iterdir())):
-        raise UserError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+        raise UserError(f"{path} already exists; pass {{overwrite}} to replace it", "overwrite")
     ancestor = path.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -152,7 +152,7 @@ def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | No
                 yield handle
             os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
             if path.exists() and not overwrite:
-                raise UserError(f"{path} appeared while it was being written; pass --overwrite to replace it")
+                raise UserError(f"{path} appeared while it was being written; pass {{overwrite}} to replace it", "overwrite")
             os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -199,7 +199,7 @@ def publish_directory(finished: Path, path: Path, overwrite: bool) -> None:
     with writing(path):
         if path.exists():
             if not overwrite and any(path.iterdir()):
-                raise UserError(f"{path} appeared while it was being built; pass --overwrite to replace it")
+                raise UserError(f"{path} appeared while it was being built; pass {{overwrite}} to replace it", "overwrite")
             old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
             os.replace(path, old / path.name)
         os.replace(finished, path)

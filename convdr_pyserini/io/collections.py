@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from ..errors import UserError
-from .passages import TEXT_FIELDS, Passage, collection_fields
+from .passages import TEXT_FIELDS, Passage
 from .text import decode_line, json_object, visible
 
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
-from ..errors import InvalidInput, UserError
+from ..errors import InvalidInput
 from .atomic import PathLike, atomic_output
 from .text import read_lines
 

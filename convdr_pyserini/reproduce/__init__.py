@@ -10,13 +10,15 @@ See `convdr_pyserini.reproduce.matrix` for the file format. The command line is
 """
 from .._callable import make_module_callable
 from .matrix import Condition, Expected, Matrix, load_matrix, packaged_matrices
+from .nested import Candidate, NestedCVConfig, nested_cv
 from .report import markdown_report
 from .runner import (ABOVE, FAIL, MEASURED, OK, OKISH, SKIPPED, TOLERANCE, UNREFERENCED, MatrixResult, Outcome,
                      reproduce, status_of)
 
 __all__ = [
-    "ABOVE", "FAIL", "MEASURED", "OK", "OKISH", "SKIPPED", "TOLERANCE", "UNREFERENCED", "Condition", "Expected",
-    "Matrix", "MatrixResult", "Outcome", "load_matrix", "markdown_report", "packaged_matrices", "reproduce", "status_of",
+    "ABOVE", "FAIL", "MEASURED", "OK", "OKISH", "SKIPPED", "TOLERANCE", "UNREFERENCED", "Candidate", "Condition",
+    "Expected", "Matrix", "MatrixResult", "NestedCVConfig", "Outcome", "load_matrix", "markdown_report", "nested_cv",
+    "packaged_matrices", "reproduce", "status_of",
 ]
 
 make_module_callable(__name__, "reproduce")

@@ -23,6 +23,8 @@
       train:                             # one or more stages; a later stage may use "{stage-name}"
       - {name: kd, topics: convdr/cast20/mini, teacher: minilm, query: no_res, loss: kd, epochs: 3, lr: 0.0001, cv: 5}
       search: {retriever: convdr, topics: convdr/cast20/mini, query: no_res, index: indexes/cast20-mini.minilm}
+    - name: nested-cv                    # chooses among trained conditions per outer fold (reproduce/nested.py)
+      nested: {candidates: [kd-no_res, multitask-no_res], measure: nDCG@3}
 
 A search, training or preparation setting is exactly what `SearchSpec`, `TrainConfig` or
 `mine_ranking_data` take. Paths are relative to the working directory.
@@ -72,6 +74,7 @@ class Condition:
     requires: list[str] = field(default_factory=list)
     requires_data: list[str] = field(default_factory=list)
     allow_above: bool = False
+    nested: dict | None = None  # {candidates: [trained condition names], measure, topic_numbers}
 
     @property
     def trains(self) -> bool:
@@ -156,6 +159,9 @@ def load_matrix(name_or_path: str | os.PathLike) -> Matrix:
     for name in names:
         if names.count(name) > 1:
             raise UserError(f"{path}: the name {name!r} is used twice")
+    for condition in conditions:
+        if condition.nested is not None:
+            _check_candidates(path, condition, conditions)
     baselines = document.get("baselines") or []
     for baseline in baselines:
         if baseline not in [condition.name for condition in conditions]:
@@ -180,13 +186,19 @@ def _condition(path: Path, entry, experiment: bool) -> Condition:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise UserError(f"{path}: every condition needs a 'name'")
     where = f"{path}: condition {entry['name']}"
-    known = {"name", "description", "expected", "run", "search", "train", "requires", "requires_data", "allow_above"}
+    known = {"name", "description", "expected", "run", "search", "train", "requires", "requires_data", "allow_above",
+             "nested"}
     unknown = sorted(set(entry) - known)
     if unknown:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    run, search, train = entry.get("run"), entry.get("search"), entry.get("train")
-    if (run is None) == (search is None):
-        raise UserError(f"{where}: give exactly one of 'run' (a published run) or 'search' (a search)")
+    run, search, train, nested = entry.get("run"), entry.get("search"), entry.get("train"), entry.get("nested")
+    if sum(value is not None for value in (run, search, nested)) != 1:
+        raise UserError(f"{where}: give exactly one of 'run' (a published run), 'search' (a search) or 'nested' "
+                        "(nested cross-validation over trained conditions)")
+    if nested is not None and (not isinstance(nested, dict) or set(nested) - {"candidates", "measure", "topic_numbers"}
+                               or not isinstance(nested.get("candidates"), list) or train is not None):
+        raise UserError(f"{where}: 'nested' must be a mapping with 'candidates' (condition names) and optionally "
+                        "'measure' and 'topic_numbers', without 'train'")
     if run is not None:
         sources = [key for key in ("name", "url", "path") if key in run] if isinstance(run, dict) else []
         if len(sources) != 1 or not isinstance(run.get("sha256"), str):
@@ -213,8 +225,21 @@ def _condition(path: Path, entry, experiment: bool) -> Condition:
         name=entry["name"], description=str(entry.get("description", "")), expected=expected, run=run,
         search=search, train=list(train or []), requires=[str(p) for p in entry.get("requires") or []],
         requires_data=[str(n) for n in entry.get("requires_data") or []],
-        allow_above=entry.get("allow_above", False),
+        allow_above=entry.get("allow_above", False), nested=nested,
     )
+
+
+def _check_candidates(path: Path, condition: Condition, conditions: list[Condition]) -> None:
+    """Nested CV candidates must be distinct conditions that train with cross-validation and search."""
+    by_name = {entry.name: entry for entry in conditions}
+    names = condition.nested["candidates"]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise UserError(f"{path}: condition {condition.name}: 'nested' needs at least two distinct candidates")
+    for name in names:
+        candidate = by_name.get(name)
+        if candidate is None or not candidate.trains or "cv" not in candidate.train[-1] or candidate.search is None:
+            raise UserError(f"{path}: condition {condition.name}: candidate {name!r} is not a condition of this "
+                            "matrix that trains with cross-validation ('cv') and searches")
 
 
 def _expected(where: str, blocks) -> list[Expected]:

@@ -86,6 +86,30 @@ def experiment_table(result: MatrixResult) -> str:
             + " (paired two-sided t-test / paired randomization test, 10,000 resamples)\n")
 
 
+def nested_table(entry) -> str:
+    """Nested cross-validation of a condition: per seed and outer fold, the candidates' inner scores, the recipe
+    chosen and its score on the outer test fold."""
+    from ..evaluate.report import markdown
+
+    candidates = entry.condition.nested["candidates"]
+    measure = entry.nested[0]["measure"]
+    header = ["seed", "outer fold (test topics)", *[f"`{name}` inner {measure}" for name in candidates], "chosen",
+              f"outer-fold {measure}"]
+    rows = []
+    for summary in entry.nested:
+        for fold in summary["folds"]:
+            topics = fold["test_topics"]
+            rows.append([str(summary["seed"]), f"{fold['fold']} ({topics[0]}-{topics[-1]})",
+                         *[f"{fold['inner_scores'][name]:.4f}" for name in candidates], f"`{fold['chosen']}`",
+                         f"{fold['test_score']:.4f}"])
+        rows.append([str(summary["seed"]), "all (the nested-CV run)", *[""] * len(candidates), "",
+                     f"{summary['score']:.4f}"])
+    return (f"\nNested cross-validation `{entry.condition.name}`: for each outer fold the candidates are "
+            f"cross-validated on the other folds' topics only and scored by {measure} on those inner validation "
+            "queries; the best is retrained on all of them and scored on the outer fold.\n\n"
+            + markdown(header, rows) + "\n")
+
+
 def _p(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -104,6 +128,7 @@ def markdown_report(result: MatrixResult, plot: Path | None = None) -> str:
         parts.append(matrix.notes.strip() + "\n")
     if matrix.is_experiment:
         parts.append(experiment_table(result))
+        parts.extend(nested_table(entry) for entry in result.conditions if entry.nested)
         if plot is not None:
             parts.append(f"\n{matrix.plot.get('measure', 'nDCG@3')} by turn: ![by turn]({plot.name})\n")
     if result.outcomes:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import InvalidInput, UserError
 from .matrix import Condition, Expected, Matrix, substitute
+from .models import train_or_reuse
 
 logger = logging.getLogger(__name__)
 OK, OKISH, ABOVE, FAIL, SKIPPED, MEASURED = "OK", "OKish", "ABOVE", "FAIL", "skipped", "measured"
@@ -62,6 +63,7 @@ class ConditionRuns:
     condition: Condition
     runs: list = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
+    nested: list[dict] = field(default_factory=list)  # per seed: nested CV's choice and score per outer fold
     skipped: str | None = None
     error: str | None = None
 
@@ -125,6 +127,10 @@ class Runner:
         self.models_dir = Path(models_dir) / matrix.dataset
         self.outputs: dict[str, str] = {}  # prepare step name -> its output
 
+    def _candidate_references(self, condition: Condition) -> set[str]:
+        names = (condition.nested or {}).get("candidates", [])
+        return set().union(*(_references(self.matrix.condition(name)) for name in names)) if names else set()
+
     def search(self, settings: dict, output: Path, where: str) -> Path:
         """Run a search (or reuse the run at `output` when its sidecar records the same search)."""
         from ..io.runs import sidecar_path
@@ -171,20 +177,28 @@ class Runner:
             result.skipped = "missing: " + ", ".join(missing)
             return result
         try:
-            self.prepare(_references(condition))
+            self.prepare(_references(condition) | self._candidate_references(condition))
             if condition.run is not None:
                 result.runs = [fetch_run(condition)]
                 if "aggregate" in condition.run:  # a passage run scored as documents
                     from ..io.runs import Run
 
                     result.runs = [Run.read(result.runs[0]).documents(condition.run["aggregate"])]
+            elif condition.nested is not None:
+                for seed in self.matrix.seeds:
+                    summary = self.nested(condition, seed)
+                    result.runs.append(Path(summary["run"]))
+                    result.nested.append({"seed": seed, **summary})
             elif not condition.trains:
                 result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
             else:
                 for seed in self.matrix.seeds:
                     model, seconds = self.train(condition, seed)
-                    settings = {**condition.search, **({"cv": model} if "cv" in condition.train[-1] else
-                                                       {"encoder": model, "retriever": "dense"})}
+                    if condition.train[-1].get("kind") == "reranker":  # the search reranks with the model
+                        settings = {**condition.search, "rerank": model}
+                    else:
+                        settings = {**condition.search, **({"cv": model} if "cv" in condition.train[-1] else
+                                                           {"encoder": model, "retriever": "dense"})}
                     run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
                     result.runs.append(self.search(settings, run, f"{condition.name} seed {seed}"))
                     result.train_seconds.append(seconds)
@@ -196,30 +210,65 @@ class Runner:
 
     def train(self, condition: Condition, seed: int) -> tuple[str, float]:
         """Train the condition's stages for one seed (reusing finished ones); (last model, training seconds)."""
-        from ..train import TrainConfig, train
-
         outputs = dict(self.outputs)
         seconds = 0.0
         model = None
         for number, stage in enumerate(condition.train):
             settings = dict(stage)
             name = str(settings.pop("name", f"stage-{number}"))
+            if settings.pop("kind", "encoder") == "reranker":
+                model, spent = self.train_reranker(condition, seed, name, settings, outputs)
+                seconds += spent
+                outputs[name] = model
+                continue
             where = f"{self.matrix.path}: condition {condition.name}, stage {name}"
             settings = substitute(settings, outputs, where)
             output = self.models_dir / condition.name / f"seed-{seed}" / name
-            record = json.dumps({**settings, "seed": seed}, sort_keys=True)
-            if _trained_with(output) != record:
-                logger.info("[%s seed %d] training stage %s", condition.name, seed, name)
-                try:
-                    config = TrainConfig(**settings, output=str(output), seed=seed, overwrite=True, command=record)
-                except TypeError as error:
-                    raise UserError(f"{where}: {error}") from None
-                train(config)
-            else:
-                logger.info("[%s seed %d] reusing %s", condition.name, seed, output)
-            seconds += _training_seconds(output)
+            seconds += train_or_reuse(settings, output, seed, where)
             outputs[name] = model = str(output)
         return model, seconds
+
+    def train_reranker(self, condition: Condition, seed: int, name: str, settings: dict,
+                       outputs: dict) -> tuple[str, float]:
+        """One `kind: reranker` stage (`convdr_pyserini.rerank.training`); `use: teacher` hands on the teachers."""
+        from ..rerank.training import TEACHER_FOLDER, RerankTrainConfig, train_reranker, trained_command, \
+            training_seconds
+
+        where = f"{self.matrix.path}: condition {condition.name}, stage {name}"
+        use = settings.pop("use", "student")
+        settings = substitute(settings, outputs, where)
+        output = self.models_dir / condition.name / f"seed-{seed}" / name
+        record = json.dumps({**settings, "seed": seed}, sort_keys=True)
+        if trained_command(output) != record:
+            logger.info("[%s seed %d] training reranker stage %s", condition.name, seed, name)
+            try:
+                config = RerankTrainConfig(**settings, output=str(output), seed=seed, overwrite=True, command=record)
+            except TypeError as error:
+                raise UserError(f"{where}: {error}") from None
+            train_reranker(config)
+        return str(output / TEACHER_FOLDER if use == "teacher" else output), training_seconds(output)
+
+    def nested(self, condition: Condition, seed: int) -> dict:
+        """Nested cross-validation over the condition's candidates for one seed; its summary (folds, run)."""
+        from ..io.runs import Run
+        from .nested import Candidate, NestedCVConfig, nested_cv
+
+        candidates = []
+        for name in condition.nested["candidates"]:
+            entry = self.matrix.condition(name)
+            kept = {str(stage.get("name")): "{" + str(stage.get("name")) + "}" for stage in entry.train}  # for nested_cv
+            stages = [substitute(stage, {**self.outputs, **kept}, f"{condition.name}: candidate {name}")
+                      for stage in entry.train]
+            candidates.append(Candidate(name, stages, substitute(entry.search, self.outputs, condition.name)))
+        topics = candidates[0].train[-1].get("topics") or self.matrix.qrels
+        config = NestedCVConfig(topics=topics, candidates=candidates, seed=seed, qrels=self.matrix.qrels,
+                                output=str(self.models_dir / condition.name / f"seed-{seed}"),
+                                measure=condition.nested.get("measure", "nDCG@3"),
+                                topic_numbers=condition.nested.get("topic_numbers"))
+        result = nested_cv(config)
+        run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
+        Run.read(result.run_path).write(run, overwrite=True, tag=condition.name)
+        return {**result.to_mapping(), "run": str(run)}
 
 
 def _spec_dict(spec) -> dict:
@@ -240,35 +289,6 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _model_cards(folder: Path) -> list[Path]:
-    return sorted(folder.glob("encoder.yaml")) + sorted(folder.glob("fold-*/encoder.yaml"))
-
-
-def _trained_with(folder: Path) -> str | None:
-    """The training record (`command`) of a finished model folder, or None."""
-    import yaml
-
-    cards = _model_cards(folder)
-    if not cards:
-        return None
-    try:
-        training = (yaml.safe_load(cards[0].read_text(encoding="utf-8")) or {}).get("training") or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    return training.get("command")
-
-
-def _training_seconds(folder: Path) -> float:
-    """Seconds spent training the models of a folder, as their cards record."""
-    import yaml
-
-    total = 0.0
-    for card in _model_cards(folder):
-        training = (yaml.safe_load(card.read_text(encoding="utf-8")) or {}).get("training") or {}
-        total += float((training.get("metrics") or {}).get("seconds", 0.0))
-    return total
 
 
 def _references(condition: Condition) -> set[str]:

@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "it was compressed from (read from disk, memory-mapped)")
     dense.add_argument("--refine-from", metavar="FLAT", default=None,
                        help="that flat index, when it is no longer where meta.json's compressed_from says")
+    second = parser.add_argument_group("reranking (second stage)")
+    second.add_argument("--rerank", metavar="MODEL", help="rerank the hits with this cross-encoder (model folder or "
+                                                          "OpenMatch checkpoint), passages from the index searched")
+    second.add_argument("--rerank-depth", type=positive_int, default=100,
+                        help="hits reranked per query (default 100, at most --hits); the run keeps those only")
+    second.add_argument("--rerank-query", choices=("raw", "manual", "automatic", "no_res", "man_can", "auto_can"),
+                        help="the reranker's query input (default: --query)")
     fusion = parser.add_argument_group("fusion")
     fusion.add_argument("--runs", nargs="+", help="run files to fuse (trec or msmarco format)")
     fusion.add_argument("--rrf-k", type=positive_float, default=60, help="the RRF constant k (default 60)")
@@ -100,7 +107,9 @@ def spec_from_arguments(args: argparse.Namespace):
         fb_docs=args.fb_docs, original_query_weight=args.original_query_weight, concat_window=args.concat_window,
         encoder=args.encoder, cv=args.cv, device=args.device, truncate=args.truncate,
         max_concat_length=args.max_concat_length, verify=args.verify, nprobe=args.nprobe, ef_search=args.ef_search,
-        refine=args.refine, refine_from=args.refine_from, runs=args.runs or [], rrf_k=args.rrf_k)
+        refine=args.refine, refine_from=args.refine_from, runs=args.runs or [], rrf_k=args.rrf_k,
+        rerank=args.rerank, rerank_depth=args.rerank_depth,
+        rerank_query=args.rerank_query)
 
 
 @cli_main(build_parser)

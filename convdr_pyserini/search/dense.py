@@ -15,6 +15,7 @@ are re-scored exactly from the flat index they were compressed from (memory-mapp
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -56,14 +57,16 @@ class DenseSearcher:
             raise UserError(f"the index {', '.join(str(p.path) for p in self.pieces)} holds no vectors")
         self.nprobe, self.ef_search, self.refine, self.refine_from = nprobe, ef_search, refine, refine_from
         self.verify = verify
-        given = [name for name, value in (("--nprobe", nprobe), ("--ef-search", ef_search), ("--refine", refine))
+        given = [name for name, value in (("nprobe", nprobe), ("ef_search", ef_search), ("refine", refine))
                  if value is not None]
         if given and all(piece.flat for piece in self.pieces):
-            raise UserError(f"{given[0]} applies to compressed (IVF, PQ or HNSW) indexes; {self.pieces[0].path} is flat")
+            raise UserError(f"{{{given[0]}}} applies to compressed (IVF, PQ or HNSW) indexes; {self.pieces[0].path} "
+                            "is flat", given[0])
         if refine is not None and not refine >= 1:
-            raise UserError(f"--refine must be at least 1 (candidates per hit), got {refine}")
+            raise UserError(f"{{refine}} must be at least 1 (candidates per hit), got {refine}", "refine")
         if refine_from is not None and (refine is None or len(self.pieces) != 1):
-            raise UserError("--refine-from needs --refine and a single (unsharded) compressed index")
+            raise UserError("{refine_from} needs {refine} and a single (unsharded) compressed index",
+                            "refine_from", "refine")
         self.block_rows = block_rows
         self._offsets = np.cumsum([0] + [piece.count for piece in self.pieces])
         self._resident: dict[int, object] = {}  # piece number -> its vectors (small index) or faiss index
@@ -89,14 +92,14 @@ class DenseSearcher:
         for number, piece in enumerate(self.pieces):
             offset = int(self._offsets[number])
             for start, scores, rows in self._piece_hits(number, piece, queries, k):
-                keys = np.where(rows >= 0, rows + (offset + start), -1)
+                keys = rows if offset + start == 0 else np.where(rows >= 0, rows + (offset + start), -1)
                 best = (scores, keys) if best is None else _keep_top(np.hstack([best[0], scores]),
                                                                      np.hstack([best[1], keys]), k)
         if best is None:  # every piece is empty
             best = np.full((len(queries), 0), -np.inf, dtype=np.float32), np.full((len(queries), 0), -1)
         return _rank(*best, k, self.docids)
 
-    @property
+    @functools.cached_property
     def docids(self):
         """The docids of every piece, by key (`faiss_io.DocidTable` or `JoinedDocids`)."""
         if len(self.pieces) == 1:
@@ -119,7 +122,7 @@ class DenseSearcher:
                     index = refined(index, refine_source(piece, self.refine_from, self.verify), self.refine)
                 self._resident[number] = index
             scores, rows = index.search(queries, min(k, piece.count))
-            yield 0, np.where(rows >= 0, scores, -np.inf), rows
+            yield 0, (np.where(rows >= 0, scores, -np.inf) if (rows < 0).any() else scores), rows
             return
         if self.count <= self.block_rows:  # the whole index fits one block: keep it for the next searches
             if number not in self._resident:
@@ -217,18 +220,30 @@ def _rank(scores: np.ndarray, keys: np.ndarray, k: int, docids) -> tuple[np.ndar
     valid = keys >= 0
     tie = (scores[:, 1:] == scores[:, :-1]) & valid[:, 1:]
     if tie.any():  # reorder each run of equal scores by docid
-        tied = np.zeros_like(valid)
-        tied[:, 1:] |= tie
+        continued = np.zeros_like(valid)
+        continued[:, 1:] = tie
+        tied = continued.copy()
         tied[:, :-1] |= tie
-        query, column = np.nonzero(tied)
-        names = _sortable_docids(docids, keys[query, column])
-        keys[query, column] = keys[query, column][np.lexsort((names, -scores[query, column], query))]
+        where = np.flatnonzero(tied)
+        run = np.cumsum(~continued.ravel()[where])  # runs are contiguous, in (query, score descending) order
+        keys = np.ascontiguousarray(keys)
+        entries = keys.ravel()[where]
+        names = _sortable_docids(docids, entries)
+        if names.dtype.kind == "i" and (int(run[-1]) + 1) * len(docids) < 2**63:  # one integer key: far faster
+            order = np.argsort(run * len(docids) + names, kind="stable")
+        else:
+            order = np.lexsort((names, run))
+        keys.ravel()[where] = entries[order]
     return keys[:, :k], scores[:, :k], valid[:, :k].sum(axis=1)
 
 
 def _sortable_docids(docids, keys: np.ndarray) -> np.ndarray:
-    """The docids of `keys` as an array that sorts as the strings do: their UTF-8 bytes (bytewise order is code
-    point order), or the strings themselves where a docid holds a NUL."""
+    """The docids of `keys` as an array that sorts as the strings do: their ranks in docid order (computed once per
+    index, when this many ties make it worth it: fast-scan PQ scores tie often), else their UTF-8 bytes (bytewise
+    order is code point order), or the strings themselves where a docid holds a NUL."""
+    ranks = docids.ranks(build=8 * len(keys) >= len(docids))
+    if ranks is not None:
+        return ranks[keys]
     text = docids.padded(keys)
     if text is None or text.shape[1] == 0:
         return np.array(docids.get(keys))
@@ -313,9 +328,10 @@ class DenseRetriever:
     def search(self, topics: "Topics | str", query: "str | Mapping[str, str]" = "raw", hits: int = 1000,
                missing_rewrite: str = "error") -> Run:
         """Encode every query of `topics` as `query` says and search the index; returns a `Run`."""
-        from .queries import dense_inputs
+        from .queries import check_hits, dense_inputs
 
         started = time.time()
+        check_hits(hits)
         topics = load_topics(topics)
         inputs, shown, mode, query_info = dense_inputs(topics, query, missing_rewrite)
         embeddings = self.encode(topics, inputs, mode)
@@ -349,8 +365,8 @@ class ConvDRRetriever(DenseRetriever):
 
     def __init__(self, index, folds: str | Path, **options):
         self.folds = Path(folds)
-        if not (self.folds / "fold-0").is_dir():
-            raise UserError(f"{self.folds} holds no fold-0 model folder (expected the output of `train --cv K`)")
+        if not any(path.is_dir() for path in self.folds.glob("fold-*")):
+            raise UserError(f"{self.folds} holds no fold-K model folder (expected the output of `train --cv K`)")
         super().__init__(index, encoder=str(self.folds), **options)
 
     @property

@@ -59,6 +59,10 @@ class SearchSpec:
     # fusion
     runs: list[str] = field(default_factory=list)
     rrf_k: float = 60
+    # second stage: a cross-encoder reranking the top `rerank_depth` hits (convdr_pyserini.rerank)
+    rerank: str | None = None
+    rerank_depth: int = 100
+    rerank_query: str | None = None  # the reranker's query input; default: the search's
 
     def __post_init__(self) -> None:
         if isinstance(self.index, (str, os.PathLike)):
@@ -103,6 +107,13 @@ class SearchSpec:
             raise UserError(f"{{missing_rewrite}} must be one of {', '.join(MISSING_REWRITE)}", "missing_rewrite")
         if (self.query == "rewrite") != (self.rewrites is not None):
             raise UserError("{query} rewrite and {rewrites} FILE go together", "query", "rewrites")
+        if self.rerank is not None:
+            if not isinstance(self.rerank_depth, int) or not 1 <= self.rerank_depth <= self.hits:
+                raise UserError(f"{{rerank_depth}} must be between 1 and {{hits}} ({self.hits}), got "
+                                f"{self.rerank_depth!r}", "rerank_depth", "hits")
+            if self.retriever == "rrf" or (self.rerank_query or self.query) == "concat":
+                raise UserError(f"{{rerank}} needs a query the reranker takes and an index holding the passages; "
+                                f"not {self.retriever} with {{query}} {self.query}", "rerank", "query")
         if self.retriever == "rrf":
             if len(self.runs) < 2:
                 raise UserError(f"fusion needs at least two runs, got {len(self.runs)}")
@@ -139,7 +150,8 @@ class SearchSpec:
 
     def inputs(self) -> list[Path]:
         """The files and folders this search reads: an output must be none of them."""
-        paths = [*self.index, *self.runs, self.rewrites, self.cv, self.encoder, self.topics, self.refine_from]
+        paths = [*self.index, *self.runs, self.rewrites, self.cv, self.encoder, self.topics, self.refine_from,
+                 self.rerank]
         return [Path(path) for path in paths if path and Path(path).exists()]
 
     def check_output(self, output: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -171,7 +183,8 @@ class SearchSpec:
             rm3 = RM3(self.fb_terms, self.fb_docs, self.original_query_weight) if self.rm3 else None
             with BM25Retriever(self.index[0], self.k1, self.b, rm3, self.threads,
                                self.batch_size or DEFAULT_BATCH) as retriever:
-                run = retriever.search(topics, query, self.hits, self.concat_window, self.missing_rewrite, progress)
+                run = self._second_stage(topics, retriever.search(topics, query, self.hits, self.concat_window,
+                                                                  self.missing_rewrite, progress), query)
                 if output is not None:
                     return self._write(run, output, format, tag, overwrite, topics, retriever.doc_text)
                 return run
@@ -188,7 +201,7 @@ class SearchSpec:
                 options["searcher"] = RaySearcher(self.index, cluster, device=self.device, **searching)
             retriever = ConvDRRetriever(self.index, self.cv, **options) if self.retriever == "convdr" \
                 else DenseRetriever(self.index, self.encoder, **options)
-            run = retriever.search(topics, query, self.hits, self.missing_rewrite)
+            run = self._second_stage(topics, retriever.search(topics, query, self.hits, self.missing_rewrite), query)
         if format == "openmatch":
             dataset = topics_dataset(topics)
             store = dataset.docs_store() if dataset is not None else None
@@ -198,6 +211,19 @@ class SearchSpec:
         if output is not None:
             return self._write(run, output, format, tag, overwrite, topics, doc_text)
         return run
+
+    def _second_stage(self, topics, run: Run, query) -> Run:
+        """The run reranked by the cross-encoder `rerank` (passages from the searched index), or as it is."""
+        if self.rerank is None:
+            return run
+        query = self.rerank_query or query
+        from ..rerank.reranker import CrossEncoderReranker, fold_models, rerank_with_folds
+
+        if fold_models(self.rerank) is not None:  # cross-validated: each topic's held-out fold model
+            return rerank_with_folds(self.rerank, topics, run, query=query, depth=self.rerank_depth,
+                                     collection=self.index[0], device=self.device)
+        reranker = CrossEncoderReranker(self.rerank, self.index[0], device=self.device)
+        return reranker.rerank(topics, run, query=query, depth=self.rerank_depth)
 
     def _query(self):
         if self.query != "rewrite":
@@ -217,7 +243,7 @@ class SearchSpec:
 
 
 _KINDS = {"hits": int, "threads": int, "batch_size": int, "fb_terms": int, "fb_docs": int, "concat_window": int,
-          "max_concat_length": int, "nprobe": int, "ef_search": int, "refine": float, "k1": float, "b": float,
+          "max_concat_length": int, "nprobe": int, "ef_search": int, "rerank_depth": int, "refine": float, "k1": float, "b": float,
           "original_query_weight": float, "rrf_k": float, "rm3": bool, "verify": bool, "index": list, "runs": list}
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", list: "a list", str: "a string"}
 

@@ -18,7 +18,7 @@ import time
 
 from .._cli import ArgumentParser, add_ray_options, cli_main, finite_float, positive_float, positive_int, ray_cluster
 from ..errors import UserError
-from .config import LOSSES, QUERY_MODES
+from .config import LOSSES, LR_SCHEDULES, QUERY_MODES
 from .data import NEGATIVE_POOL, NEGATIVES
 
 logger = logging.getLogger("convdr_pyserini.train")
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "index folder (default: the topics' collection)")
     parser.add_argument("--epochs", type=positive_int, default=1, help="passes over the training queries (default 1)")
     parser.add_argument("--lr", type=positive_float, default=1e-5, help="AdamW learning rate, constant (default 1e-5)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="linear",
+                        help="linear: decay to 0 over all steps, no warm-up, as ConvDR (default); constant")
     parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
                         help="AdamW weight decay (default 0, as ConvDR)")
     parser.add_argument("--batch-size", type=positive_int, default=4,
@@ -140,7 +142,7 @@ def train_main(args: argparse.Namespace) -> int:
     config = TrainConfig(
         topics=args.topics, output=args.output, teacher=args.teacher, student_init=args.student_init,
         query=args.query, loss=loss, ranking_data=args.ranking_data, collection=args.collection, epochs=args.epochs,
-        lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+        lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, batch_size=args.batch_size,
         max_concat_length=args.max_concat_length, max_response_length=args.max_response_length,
         truncate=args.truncate, cv=args.cv, seed=args.seed, seeds=args.seeds, kd_weight=args.kd_weight,
         ranking_weight=args.ranking_weight, temperature=args.temperature, device=args.device,

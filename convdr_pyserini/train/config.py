@@ -18,6 +18,7 @@ from ..errors import UserError
 LOSSES = ("kd", "ranking", "kd+ranking")
 QUERY_MODES = ("no_res", "man_can", "auto_can")
 TRUNCATIONS = ("convdr", "keep-current")
+LR_SCHEDULES = ("linear", "constant")  # ConvDR: linear decay to 0, no warm-up
 CONVDR_LOSS_DEFAULTS = {"ranking_weight": 1.0, "temperature": 1.0}
 
 
@@ -42,12 +43,14 @@ class TrainConfig:
     collection: str | None = None
     epochs: int = 1
     lr: float = 1e-5
+    lr_schedule: str = "linear"
     weight_decay: float = 0.0
     batch_size: int = 4
     max_concat_length: int | None = None
     max_response_length: int | None = None
     truncate: str | None = None
     cv: int | None = None
+    topic_numbers: list[int] | None = None
     seed: int = 42
     seeds: list[int] | None = None
     kd_weight: float | None = None
@@ -63,6 +66,8 @@ class TrainConfig:
             raise UserError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
         if self.query not in QUERY_MODES:
             raise UserError(f"query {self.query!r} is not one of {', '.join(QUERY_MODES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"lr_schedule {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
         if self.truncate is not None and self.truncate not in TRUNCATIONS:
             raise UserError(f"truncate {self.truncate!r} is not one of {', '.join(TRUNCATIONS)}")
         _positive_int(self, "epochs", "batch_size")
@@ -84,6 +89,9 @@ class TrainConfig:
             for seed in self.seeds:
                 if not isinstance(seed, int) or isinstance(seed, bool):
                     raise UserError(f"seeds: {seed!r} is not an integer")
+        if self.topic_numbers is not None and (not self.topic_numbers or not all(
+                isinstance(topic, int) and not isinstance(topic, bool) for topic in self.topic_numbers)):
+            raise UserError(f"topic_numbers must be a non-empty list of topic numbers, got {self.topic_numbers!r}")
         if "ranking" in self.loss and not self.ranking_data:
             raise UserError(f"loss {self.loss} needs ranking data (write it with `train negatives`)")
         if not (self.teacher or self.student_init):

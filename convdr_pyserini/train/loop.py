@@ -7,23 +7,28 @@
 * Multi-task: their sum. ConvDR's own setting is weights 1 and temperature 1.
 
 The teacher is frozen, so its embeddings are computed once, before training (`teacher_targets`). The loop
-is AdamW with gradient clipping at 1.0 and a constant learning rate (no warm-up schedule), as in ConvDR.
-Under `torchrun` every batch is split across the processes and the gradients are summed, so the effective
-batch size is `batch_size` whatever the number of devices.
+is ConvDR's (drivers/run_convdr_train.py, checked step for step by bench/fidelity/run.py): the batches come from
+a `DataLoader` with a `RandomSampler` drawn from the torch generator seeded just before the first epoch, AdamW
+with gradient clipping at 1.0, and the learning rate decaying linearly to 0 over all steps without warm-up
+(`schedule="linear"`; `"constant"` keeps it fixed). Under `torchrun` every batch is split across the processes
+and the gradients are summed, so the effective batch size is `batch_size` whatever the number of devices.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from .config import LR_SCHEDULES
 
 MAX_GRAD_NORM = 1.0
+ADAM_EPS, ADAM_BETAS = 1e-8, (0.9, 0.999)
 
 
 @dataclass(frozen=True)
@@ -92,33 +97,43 @@ def batch_loss(student, examples: Sequence[Example], passages: torch.Tensor | No
 
 def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_size: int, seed: int,
         use_kd: bool, use_ranking: bool, passages: np.ndarray | None = None, weight_decay: float = 0.0,
-        weights: LossWeights = LossWeights(), description: str = "training") -> FitResult:
+        weights: LossWeights = LossWeights(), schedule: str = "linear", description: str = "training",
+        loss_of: Callable[[Sequence, int], torch.Tensor] | None = None) -> FitResult:
     """Train `student` (a DenseEncoder) in place; returns the losses. Deterministic given `seed` on CPU.
 
-    A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
+    `loss_of(examples, normaliser)` replaces ConvDR's query-encoder loss (`batch_loss`) for other models
+    trained by the same loop, optimizer and schedule (the cross-encoder reranker); `student` then needs only
+    `model` and `device`. A loss that becomes NaN or infinite stops training with a UserError (nothing is saved)."""
+    from torch.utils.data import DataLoader, RandomSampler
+
     from .._progress import progress_bar
 
+    if schedule not in LR_SCHEDULES:
+        raise UserError(f"schedule {schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
     rank, world = distributed()
-    seed_everything(seed)
-    order_rng = random.Random(seed)
     model = student.model
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                  weight_decay=weight_decay, eps=1e-8)
-    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking else None
+                                  weight_decay=weight_decay, eps=ADAM_EPS, betas=ADAM_BETAS)
+    indices = range(len(examples))
+    batches = DataLoader(indices, sampler=RandomSampler(indices), batch_size=batch_size, collate_fn=list)
+    total_steps = epochs * len(batches)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, (total_steps - step) / total_steps) if schedule == "linear" else 1.0)
+    passage_tensor = torch.as_tensor(passages, device=student.device) if use_ranking and loss_of is None else None
+    if loss_of is None:
+        def loss_of(batch, normaliser):
+            return batch_loss(student, batch, passage_tensor, use_kd, use_ranking, normaliser, weights)
     result = FitResult()
-    steps_per_epoch = -(-len(examples) // batch_size)
+    seed_everything(seed)  # where ConvDR seeds: after building the loader, before the first epoch draws its order
     model.train()
-    with progress_bar(total=epochs * steps_per_epoch, desc=description, unit="step", enabled=rank == 0) as bar:
+    with progress_bar(total=total_steps, desc=description, unit="step", enabled=rank == 0) as bar:
         for epoch in range(epochs):
-            order = list(range(len(examples)))
-            order_rng.shuffle(order)
             epoch_total = 0.0
-            for start in range(0, len(order), batch_size):
-                batch = [examples[i] for i in order[start:start + batch_size]]
+            for order in batches:
+                batch = [examples[i] for i in order]
                 local = batch[rank::world]
                 optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(student, local, passage_tensor, use_kd, use_ranking, len(batch), weights) if local \
-                    else torch.zeros((), device=student.device)
+                loss = loss_of(local, len(batch)) if local else torch.zeros((), device=student.device)
                 if local:
                     loss.backward()
                 step_loss = _all_reduce(model, loss.detach(), world)
@@ -126,7 +141,9 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
                     raise UserError(f"{description}: the loss became {step_loss} at step {len(result.step_losses) + 1} "
                                     f"(epoch {epoch + 1}); training diverged, try a lower learning rate")
                 torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                _transformers2_eps(optimizer, len(result.step_losses) + 1)
                 optimizer.step()
+                scheduler.step()
                 result.step_losses.append(step_loss)
                 epoch_total += step_loss * len(batch)
                 bar.set_postfix(loss=f"{step_loss:.3e}")
@@ -134,6 +151,15 @@ def fit(student, examples: Sequence[Example], *, epochs: int, lr: float, batch_s
             result.epoch_losses.append(epoch_total / len(examples))
     model.eval()
     return result
+
+
+def _transformers2_eps(optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Set AdamW's eps for `step` so that torch's AdamW takes the step of transformers 2.x's, which ConvDR
+    used: that one adds eps to sqrt(v) before the bias correction (lr * sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)),
+    torch after it (lr/(1-b1^t) * m/(sqrt(v)/sqrt(1-b2^t)+eps)); they agree when torch's eps is
+    eps/sqrt(1-b2^t). It matters for parameters with gradients near eps."""
+    for group in optimizer.param_groups:
+        group["eps"] = ADAM_EPS / math.sqrt(1.0 - ADAM_BETAS[1] ** step)
 
 
 def _all_reduce(model: torch.nn.Module, loss: torch.Tensor, world: int) -> float:

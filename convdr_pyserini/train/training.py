@@ -52,6 +52,10 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
         self.topics = load_topics(config.topics)
+        if config.topic_numbers is not None:
+            from ..folds import only_topics
+
+            self.topics = only_topics(self.topics, config.topic_numbers)
         self.records = list(self.topics)
         if config.uses_kd:
             data.check_manual_rewrites(self.topics.source, self.records)
@@ -159,7 +163,7 @@ class Trainer:
         result = fit(self.student, train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                      seed=config.seed, use_kd=config.uses_kd, use_ranking=config.uses_ranking,
                      passages=self.passages, weight_decay=config.weight_decay, weights=self.weights,
-                     description=description)
+                     schedule=config.lr_schedule, description=description)
         metrics = {
             "train_queries": len(train),
             "heldout_queries": len(held_out),
@@ -187,7 +191,7 @@ class Trainer:
             "student_init": str(config.student_spec),
             "ranking_data": config.ranking_data,
             "optimizer": {"name": "AdamW", "lr": config.lr, "weight_decay": config.weight_decay,
-                          "max_grad_norm": 1.0, "schedule": "constant"},
+                          "max_grad_norm": 1.0, "schedule": config.lr_schedule},
             "epochs": config.epochs,
             "batch_size": config.batch_size,
             "seed": config.seed,
