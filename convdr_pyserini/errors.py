@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
+from pathlib import Path
 from typing import Iterator, Mapping
 
 
@@ -56,6 +58,17 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO
 _WRITE_ERROR_TEXTS = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)]
 
 
+def _disk_full(path: str | os.PathLike) -> bool:
+    """Whether the file system that `path` would be written to has (almost) no free space left."""
+    place = Path(path).absolute()
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        return shutil.disk_usage(place).free < 1 << 20
+    except OSError:
+        return False
+
+
 def unwritable(error: BaseException, path: str | os.PathLike) -> UserError | None:
     """The one-line error for a failure that means `path` cannot be written (read-only file system, permission
     denied, no locks, full disk or quota), or None for any other failure."""
@@ -65,6 +78,8 @@ def unwritable(error: BaseException, path: str | os.PathLike) -> UserError | Non
         reason = error.strerror or os.strerror(error.errno)
     elif isinstance(error, Exception) and not isinstance(error, UserError):
         reason = next((text for text in _WRITE_ERROR_TEXTS if text in str(error)), None)
+        if reason is None and _disk_full(path):  # e.g. torch.save: "PytorchStreamWriter failed writing file"
+            reason = os.strerror(errno.ENOSPC)
         if reason is None:
             return None
     else:

@@ -473,3 +473,18 @@ def test_a_file_system_without_locks_is_one_error_line(demo, tmp_path, capsys, m
                         "--output", str(tmp_path / "f.trec")]) == 2
     assert error_lines(capsys) == [f"error: cannot write {tmp_path / 'f.trec'}: {os.strerror(errno.ENOLCK)}"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_library_write_failure_on_a_full_disk_is_one_error_line(tmp_path, monkeypatch):
+    """Libraries that hide the OS error (torch.save) are recognised by the free space left where they wrote."""
+    import shutil
+    from collections import namedtuple
+
+    from convdr_pyserini.errors import unwritable
+
+    failure = RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file")
+    assert unwritable(failure, tmp_path / "model" / "weights.pt") is None
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda place: usage(1 << 30, 1 << 30, 4096))
+    error = unwritable(failure, tmp_path / "model" / "weights.pt")
+    assert str(error) == f"cannot write {tmp_path / 'model' / 'weights.pt'}: No space left on device"
