@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..train.config import LossChoice
 from ..train.data import NEGATIVE_POOL, NEGATIVES, mine_negatives, topic_of
 
 LOSSES = ("kd", "ranking", "kd+ranking")
@@ -30,7 +31,7 @@ TEACHER_FOLDER = "teacher"
 
 
 @dataclass
-class RerankTrainConfig:
+class RerankTrainConfig(LossChoice):
     """A few-shot reranker training run (see the module docstring); OUTPUT[/seed-s]/fold-k with `cv`."""
 
     topics: str
@@ -70,14 +71,6 @@ class RerankTrainConfig:
                 raise UserError(f"{{{name}}} must be a finite number >= 0, got {value!r}", name)
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise UserError("{seeds}: give distinct seeds", "seeds")
-
-    @property
-    def uses_kd(self) -> bool:
-        return "kd" in self.loss
-
-    @property
-    def uses_ranking(self) -> bool:
-        return "ranking" in self.loss
 
 
 @dataclass

@@ -22,8 +22,22 @@ LR_SCHEDULES = ("linear", "constant")  # ConvDR: linear decay to 0, no warm-up
 CONVDR_LOSS_DEFAULTS = {"ranking_weight": 1.0, "temperature": 1.0}
 
 
+class LossChoice:
+    """What a config's `loss` ("kd", "ranking", "kd+ranking", ...) asks for."""
+
+    loss: str
+
+    @property
+    def uses_kd(self) -> bool:
+        return "kd" in self.loss
+
+    @property
+    def uses_ranking(self) -> bool:
+        return "ranking" in self.loss
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(LossChoice):
     """A ConvDR few-shot training run (see `convdr_pyserini.train.train`).
 
     `topics` are the training topics (an ir_datasets id or a topics file with manual rewrites); `teacher` is
@@ -96,14 +110,6 @@ class TrainConfig:
             raise UserError(f"loss {self.loss} needs ranking data (write it with `train negatives`)")
         if not (self.teacher or self.student_init):
             raise UserError("give a teacher (and optionally the student's initial weights)")
-
-    @property
-    def uses_kd(self) -> bool:
-        return "kd" in self.loss
-
-    @property
-    def uses_ranking(self) -> bool:
-        return "ranking" in self.loss
 
     @property
     def student_spec(self) -> str:
