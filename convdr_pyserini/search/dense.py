@@ -16,6 +16,7 @@ are re-scored exactly from the flat index they were compressed from (memory-mapp
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 import logging
 import time
 from pathlib import Path
@@ -179,16 +180,25 @@ class DenseSearcher:
     def _rescore(queries: np.ndarray, block: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Exact float32 scores (float64 dot products, rounded) of each query's candidate rows; -inf at -1.
 
-        One matrix-vector product per query: its rows, gathered into one reused buffer, stay in cache while
-        they are multiplied (gathering several queries' rows at once, or stacking the products, was slower)."""
+        One gather and one float64 product per query, its rows gathered into a reused buffer that stays in cache
+        while they are multiplied (gathering several queries' rows at once, or stacking the products, was
+        slower); the queries are split over faiss's threads (numpy releases the GIL in both calls)."""
         exact = np.full(candidates.shape, -np.inf, dtype=np.float32)
-        counts = (candidates >= 0).sum(axis=1)
-        gathered = np.empty((candidates.shape[1], block.shape[1]), dtype=np.float32)
-        products = np.empty(candidates.shape[1], dtype=np.float64)
-        for i, (query, count) in enumerate(zip(queries.astype(np.float64), counts.tolist())):
-            np.take(block, candidates[i, :count], axis=0, out=gathered[:count])
-            np.matmul(gathered[:count], query, out=products[:count])
-            exact[i, :count] = products[:count]
+        counts = (candidates >= 0).sum(axis=1).tolist()
+        exact_queries = queries.astype(np.float64)
+
+        def rescore(first: int, last: int) -> None:
+            gathered = np.empty((candidates.shape[1], block.shape[1]), dtype=np.float32)
+            products = np.empty(candidates.shape[1], dtype=np.float64)
+            for i in range(first, last):
+                count = counts[i]
+                # mode="clip": the rows are valid (faiss's own), and the bounds check would double the gather's time
+                np.take(block, candidates[i, :count], axis=0, out=gathered[:count], mode="clip")
+                np.einsum("ij,j->i", gathered[:count], exact_queries[i], out=products[:count], dtype=np.float64,
+                          casting="unsafe")
+                exact[i, :count] = products[:count]
+
+        _in_threads(rescore, len(queries))
         return exact
 
     def _knn(self, queries: np.ndarray, block: np.ndarray, k: int):
@@ -197,6 +207,20 @@ class DenseSearcher:
         if self._gpu is not None:
             return faiss.knn_gpu(self._gpu, queries, block, k, metric=faiss.METRIC_INNER_PRODUCT)
         return faiss.knn(queries, block, k, metric=faiss.METRIC_INNER_PRODUCT)
+
+
+def _in_threads(function, count: int) -> None:
+    """`function(first, last)` over [0, count) split into one contiguous range per faiss thread."""
+    import faiss
+
+    threads = max(1, min(faiss.omp_get_max_threads(), count // 16))
+    if threads == 1:
+        function(0, count)
+        return
+    bounds = np.linspace(0, count, threads + 1).astype(int).tolist()
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(function, first, last) for first, last in zip(bounds, bounds[1:])]:
+            done.result()
 
 
 def _keep_top(scores: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,31 +243,37 @@ def _rank(scores: np.ndarray, keys: np.ndarray, k: int, docids) -> tuple[np.ndar
         scores, keys = np.take_along_axis(scores, order, axis=1), np.take_along_axis(keys, order, axis=1)
     valid = keys >= 0
     tie = (scores[:, 1:] == scores[:, :-1]) & valid[:, 1:]
-    if tie.any():  # reorder each run of equal scores by docid
-        continued = np.zeros_like(valid)
-        continued[:, 1:] = tie
-        tied = continued.copy()
-        tied[:, :-1] |= tie
-        where = np.flatnonzero(tied)
-        run = np.cumsum(~continued.ravel()[where])  # runs are contiguous, in (query, score descending) order
-        keys = np.ascontiguousarray(keys)
-        entries = keys.ravel()[where]
-        names = _sortable_docids(docids, entries)
-        if names.dtype.kind == "i" and (int(run[-1]) + 1) * len(docids) < 2**63:  # one integer key: far faster
-            order = np.argsort(run * len(docids) + names, kind="stable")
-        else:
-            order = np.lexsort((names, run))
-        keys.ravel()[where] = entries[order]
+    if tie.any():  # reorder each run of equal scores by docid, the rows split over faiss's threads
+        keys = np.ascontiguousarray(keys)  # faiss's or _keep_top's own array: reordered in place
+        ranks = docids.ranks(build=16 * int(tie.sum()) >= len(docids))
+        _in_threads(lambda first, last: _order_ties(keys[first:last], tie[first:last], docids, ranks), len(keys))
     return keys[:, :k], scores[:, :k], valid[:, :k].sum(axis=1)
 
 
-def _sortable_docids(docids, keys: np.ndarray) -> np.ndarray:
-    """The docids of `keys` as an array that sorts as the strings do: their ranks in docid order (computed once per
-    index, when this many ties make it worth it: fast-scan PQ scores tie often), else their UTF-8 bytes (bytewise
-    order is code point order), or the strings themselves where a docid holds a NUL."""
-    ranks = docids.ranks(build=8 * len(keys) >= len(docids))
-    if ranks is not None:
-        return ranks[keys]
+def _order_ties(keys: np.ndarray, tie: np.ndarray, docids, ranks: np.ndarray | None) -> None:
+    """Sort each run of tied entries of `keys` (rows of a C-ordered array, changed in place) by docid; `tie[i, j]`
+    says that entry j + 1 of row i ties with entry j."""
+    continued = np.zeros(keys.shape, dtype=bool)
+    continued[:, 1:] = tie
+    tied = continued.copy()
+    tied[:, :-1] |= tie
+    where = np.flatnonzero(tied)
+    if not len(where):
+        return
+    run = np.cumsum(~continued.ravel()[where])  # runs are contiguous, in (query, score descending) order
+    entries = keys.ravel()[where]
+    names = ranks[entries] if ranks is not None else _docid_bytes(docids, entries)
+    if names.dtype.kind == "i" and (int(run[-1]) + 1) * len(docids) < 2**63:  # one integer key: far faster
+        order = np.argsort(run * len(docids) + names, kind="stable")
+    else:
+        order = np.lexsort((names, run))
+    keys.reshape(-1)[where] = entries[order]
+
+
+def _docid_bytes(docids, keys: np.ndarray) -> np.ndarray:
+    """The docids of `keys` as an array that sorts as the strings do: their UTF-8 bytes (bytewise order is code
+    point order), or the strings themselves where a docid holds a NUL. (`docids.ranks` is faster where built:
+    fast-scan PQ scores tie often.)"""
     text = docids.padded(keys)
     if text is None or text.shape[1] == 0:
         return np.array(docids.get(keys))
