@@ -1,7 +1,8 @@
 """Nested cross-validation (reproduce/nested.py) on a tiny configuration: a tiny random ANCE as teacher and
 student, two KD recipes that differ only in the learning rate, a dense index of 300 mini passages, the 15 CAsT-20
-topics 81-95 (three folds). Checks that no outer test topic reaches any model that chose or became its recipe, that the winner is the
-inner-validation best, and that the table reports the choice and the outer-fold scores."""
+topics 81-95 (three folds). Checks that no outer test topic reaches any model that chose or became its recipe, that the
+winner is the inner-validation best, that each training (a recipe on all folds but one or two) happens once, and that
+the table reports the choice and the outer-fold scores."""
 import pytest
 import yaml
 
@@ -58,17 +59,23 @@ def test_nested_cv_chooses_per_outer_fold_without_seeing_it(tmp_path, monkeypatc
     run = Run.read(tmp_path / "runs/reproduce/nested/nested.seed-1.trec")
     assert set(run.hits) == {query.query_id for query in datasets.load(MINI).queries_iter() if query.topic_number < 96}
     assert [fold["fold"] for fold in summary["folds"]] == [0, 1, 2]
+    models = tmp_path / "encoders/reproduce/nested/nested/seed-1"
     for fold in summary["folds"]:
         test = set(fold["test_topics"])
         assert fold["chosen"] == max(["kd-fast", "kd-slow"], key=lambda name: fold["inner_scores"][name])
-        outer = tmp_path / f"encoders/reproduce/nested/nested/seed-1/outer-{fold['fold']}"
-        cards = [yaml.safe_load(path.read_text())["training"] for path in outer.rglob("encoder.yaml")]
-        assert len(cards) == 2 * 2 + 1  # each candidate per inner fold, then the winner on all training topics
+        others = [other for other in (0, 1, 2) if other != fold["fold"]]
+        used = [models / name / f"excluding-folds-{'-'.join(map(str, sorted((fold['fold'], other))))}"
+                for name in ("kd-fast", "kd-slow") for other in others]
+        final = models / fold["chosen"] / f"excluding-folds-{fold['fold']}"
+        cards = [yaml.safe_load((path / "encoder.yaml").read_text())["training"] for path in [*used, final]]
         assert all(not test & set(card["train_topics"]) for card in cards)
-        assert all(not test & set(card["heldout_topics"]) for card in cards)
-        final = yaml.safe_load((outer / f"final-{fold['chosen']}" / "encoder.yaml").read_text())["training"]
-        assert sorted(final["train_topics"]) == sorted(set(range(81, 96)) - test)
+        assert sorted(cards[-1]["train_topics"]) == sorted(set(range(81, 96)) - test)
         queries = {qid: hits for qid, hits in run.hits.items() if int(qid.split("_")[0]) in test}
         judged = Qrels({qid: qrels.judgments[qid] for qid in queries if qid in qrels.judgments}, "fold")
         score = evaluate(judged, {"fold": Run(queries)}, "nDCG@3").scores_of("fold").aggregate["nDCG@3"]
         assert score == pytest.approx(fold["test_score"])
+    # each pair of folds left out is one training, shared by the two outer folds whose inner fold it serves
+    trained = sorted(str(path.parent.relative_to(models)) for path in models.rglob("encoder.yaml"))
+    pairs = [f"{name}/excluding-folds-{a}-{b}" for name in ("kd-fast", "kd-slow") for a, b in ((0, 1), (0, 2), (1, 2))]
+    finals = [f"{fold['chosen']}/excluding-folds-{fold['fold']}" for fold in summary["folds"]]
+    assert trained == sorted(pairs + finals)

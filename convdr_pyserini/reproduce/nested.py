@@ -7,12 +7,18 @@
                     ...]))
 
 For each outer fold k of the topics (the shared fold rule, `convdr_pyserini.folds`), every candidate is
-cross-validated on the outer training topics alone: its last training stage runs once per inner fold (the
+cross-validated on the outer training topics alone: its last training stage runs once per inner fold j (the
 other outer folds), each inner model searches the inner validation topics it did not train on, and the
 candidate's score is `measure` (nDCG@3) over all those queries. The best candidate (ties: the first listed)
 is retrained on all outer training topics, and only that model searches fold k. The outer folds' runs
 together are the nested-CV run, in which no query influenced the choice of its recipe or its weights.
 Earlier training stages (a warm-up on other data) are trained once per seed and shared by every fold.
+
+Each model is the candidate's last stage trained (`topic_numbers`, seeded, deterministic) on the topics of
+all folds but one or two, `<candidate>/excluding-folds-<j>-<k>`: the inner model of (outer k, inner j) is the
+same training as that of (outer j, inner k), so it is trained once and used for both, which halves the inner
+trainings. (It equals the fold-j model of `train(cv=...)` on fold k's complement up to float rounding: the
+teacher's targets are encoded in batches with other queries there.)
 """
 from __future__ import annotations
 
@@ -98,7 +104,6 @@ def nested_cv(config: NestedCVConfig) -> NestedCVResult:
     from ..folds import fold_assignment, only_topics
     from ..io.runs import Run
     from ..resolve import load_topics
-    from .models import train_or_reuse
 
     topics = load_topics(config.topics)
     if config.topic_numbers is not None:
@@ -113,22 +118,19 @@ def nested_cv(config: NestedCVConfig) -> NestedCVResult:
     shared = {candidate.name: _shared_stages(candidate, output, config.seed) for candidate in config.candidates}
     folds, hits = [], {}
     for fold in fold_numbers:
-        train_topics = sorted(topic for topic, number in fold_of.items() if number != fold)
         test_topics = sorted(topic for topic, number in fold_of.items() if number == fold)
         inner = {}
         for candidate in config.candidates:
-            model = output / f"outer-{fold}" / candidate.name / "inner"
-            settings = {**_last_stage(candidate, shared[candidate.name]), "topic_numbers": train_topics,
-                        "cv": len(fold_numbers) - 1}
-            train_or_reuse(settings, model, config.seed, f"nested CV fold {fold}, {candidate.name} (inner)")
-            run = _search(candidate, only_topics(topics, train_topics), folds_of=model)
-            inner[candidate.name] = _score(run, qrels, config.measure)
+            found = {}
+            for inner_fold in (number for number in fold_numbers if number != fold):
+                model = _model_without(candidate, shared[candidate.name], fold_of, {fold, inner_fold}, output,
+                                       config.seed)
+                validation = [topic for topic, number in fold_of.items() if number == inner_fold]
+                found.update(_search(candidate, only_topics(topics, validation), model).hits)
+            inner[candidate.name] = _score(Run(found), qrels, config.measure)
         chosen = max(config.candidates, key=lambda candidate: inner[candidate.name])  # first of equals wins
-        model = output / f"outer-{fold}" / f"final-{chosen.name}"
-        settings = {**_last_stage(chosen, shared[chosen.name]), "topic_numbers": train_topics}
-        settings.pop("cv", None)
-        train_or_reuse(settings, model, config.seed, f"nested CV fold {fold}, {chosen.name} (outer)")
-        run = _search(chosen, only_topics(topics, test_topics), encoder=model)
+        model = _model_without(chosen, shared[chosen.name], fold_of, {fold}, output, config.seed)
+        run = _search(chosen, only_topics(topics, test_topics), model)
         hits.update(run.hits)
         folds.append(OuterFold(fold, test_topics, inner, chosen.name, _score(run, qrels, config.measure)))
         logger.info("nested CV fold %d: chose %s (inner %s), test %s %.4f", fold, chosen.name,
@@ -167,16 +169,27 @@ def _last_stage(candidate: Candidate, models: dict[str, str]) -> dict:
     return substitute(settings, models, f"candidate {candidate.name}")
 
 
-def _search(candidate: Candidate, topics, folds_of: Path | None = None, encoder: Path | None = None):
-    """The candidate's search of `topics`: with the cross-validated models of `folds_of`, or with `encoder`."""
-    from ..search.dense import ConvDRRetriever, DenseRetriever
+def _model_without(candidate: Candidate, shared: dict[str, str], fold_of: dict[int, int], excluded: set[int],
+                   output: Path, seed: int) -> Path:
+    """The candidate's last stage trained (or reused) on the topics of every fold but `excluded`."""
+    from .models import train_or_reuse
+
+    model = output / candidate.name / f"excluding-folds-{'-'.join(map(str, sorted(excluded)))}"
+    settings = {**_last_stage(candidate, shared),
+                "topic_numbers": sorted(topic for topic, number in fold_of.items() if number not in excluded)}
+    settings.pop("cv", None)
+    train_or_reuse(settings, model, seed, f"nested CV, {candidate.name} without folds {sorted(excluded)}")
+    return model
+
+
+def _search(candidate: Candidate, topics, encoder: Path):
+    """The candidate's search of `topics` with the model `encoder`."""
+    from ..search.dense import DenseRetriever
 
     options = {key: value for key, value in candidate.search.items()
                if key not in ("query", "index", "hits", "retriever", "topics", "cv", "encoder")}
     index, query, hits = candidate.search["index"], candidate.search["query"], candidate.search.get("hits", 100)
-    retriever = ConvDRRetriever(index, folds=folds_of, **options) if folds_of is not None \
-        else DenseRetriever(index, encoder=str(encoder), **options)
-    return retriever.search(topics, query=query, hits=hits)
+    return DenseRetriever(index, encoder=str(encoder), **options).search(topics, query=query, hits=hits)
 
 
 def _qrels(config: NestedCVConfig, topics):
