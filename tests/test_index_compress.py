@@ -171,3 +171,34 @@ def test_refine_rescores_candidates_exactly_from_the_flat_index(flat, vectors, q
         DenseSearcher([tmp_path / "pq"], refine=0.5)
     with pytest.raises(UserError, match="^refine applies to compressed"):
         DenseSearcher([flat], refine=2)
+
+
+def test_many_queries_split_over_threads_give_the_one_thread_hits(flat, vectors, tmp_path):
+    """64 queries are split over faiss's threads (re-scoring and tie ordering): the flat hits are the float64 brute
+    force's and the fast-scan PQ hits, a fifth of them tied, are the same bytes as with one thread."""
+    from convdr_pyserini.io.runs import HitArrays, Run
+
+    compress_index(flat, tmp_path / "fs", "PQ16x4fs", train_sample=COUNT)
+    queries = clustered(64, DIM, seed=9)
+    exact = (queries.astype(np.float64) @ vectors.astype(np.float64).T).astype(np.float32)
+    expected = [sorted(((f"doc{row:05d}", float(score)) for row, score in enumerate(scores)),
+                       key=lambda hit: (-hit[1], hit[0]))[:40] for scores in exact]
+    threads = faiss.omp_get_max_threads()
+    written = {}
+    try:
+        for count in (1, 2):
+            faiss.omp_set_num_threads(count)
+            assert DenseSearcher([flat], block_rows=700).search(queries, 40) == expected
+            searcher = DenseSearcher([tmp_path / "fs"])
+            rows, scores, counts = searcher.search_arrays(queries, 40)
+            assert (scores[:, 1:] == scores[:, :-1]).mean() > 0.1, "fast-scan scores should tie often"
+            path = tmp_path / f"threads-{count}.trec"
+            Run(HitArrays([f"q{i}" for i in range(64)], rows, scores, counts, searcher.docids)).write(
+                path, tag="t", sidecar=False)
+            written[count] = path.read_bytes()
+    finally:
+        faiss.omp_set_num_threads(threads)
+    assert written[1] == written[2]
+    tied = [(docids[j], docids[j + 1]) for found, values in zip(rows, scores)
+            for docids in [searcher.docids.get(found)] for j in np.flatnonzero(values[1:] == values[:-1])]
+    assert tied and all(docid < next_docid for docid, next_docid in tied)
