@@ -38,7 +38,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	for script in bench/*.py; do [ $$script = bench/gpu_encode.py ] || $(PY) $$script || exit 1; done
 
-MATRICES := cast20-mini-baselines cast20-mini-rewrites cast20-mini-training cast20-mini-rerank
+MATRICES := cast20-mini-baselines cast20-mini-rewrites cast20-mini-training cast20-mini-nested cast20-mini-rerank
 experiments: $(STAMP)
 	for matrix in $(MATRICES); do $(PY) -m convdr_pyserini.reproduce evaluation/$$matrix.yaml --overwrite || exit 1; done
 
