@@ -3,7 +3,8 @@
 Prints OK / OKish / ABOVE / FAIL / skipped for every expected metric (and the measured means of an
 experiment), exits with 1 on any FAIL or ABOVE, and (when the whole matrix ran) writes the generated table,
 by default beside the matrix with the suffix .md. MATRIX is a matrix file or the name of a packaged matrix
-(cast19, cast20, cast21, orquac, cast20-mini-baselines, cast20-mini-training).
+(cast19, cast20, cast21, orquac, cast20-mini-baselines, cast20-mini-rewrites, cast20-mini-training,
+cast20-mini-nested, cast20-mini-rerank).
 """
 from __future__ import annotations
 
