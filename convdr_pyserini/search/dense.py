@@ -16,9 +16,9 @@ are re-scored exactly from the flat index they were compressed from (memory-mapp
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Sequence
 
