@@ -330,3 +330,51 @@ def test_cv_training_with_a_given_teacher_and_fold_reranking(mini_setup, tmp_pat
                  "--depth", "2", "--max-length", "48", "--output", str(tmp_path / "cv.trec")]) == 0
     sidecar = json.loads((tmp_path / "cv.trec.json").read_text())
     assert sidecar["rerank"]["folds"] == [0, 1, 2, 3, 4]
+
+
+def test_a_matrix_trains_a_shared_teacher_once_and_its_students_equal_a_joint_training(mini_setup, tmp_path, caplog):
+    """Conditions of a matrix with the same teacher stage share one training; a student of that `teacher_only`
+    teacher is byte-identical to one trained together with its teacher; and a fold teacher is refused without
+    the same folds (it could have seen the student's test fold)."""
+    import logging
+
+    import yaml
+
+    from convdr_pyserini.errors import UserError
+    from convdr_pyserini.rerank.training import RerankTrainConfig, train_reranker
+    from convdr_pyserini.reproduce.__main__ import main as reproduce_main
+
+    root = mini_setup
+    settings = dict(topics="convdr/cast20/mini", run=str(root / "bm25.trec"), collection=str(root / "lucene"),
+                    init=str(save_tiny_encoder(tmp_path / "init")), negatives=2, pool=4, max_length=48, lr=1e-3,
+                    cv=5, batch_size=16)
+    teacher = {"name": "teacher", "kind": "reranker", "use": "teacher", "teacher_only": True, **settings}
+    student = {"name": "reranker", "kind": "reranker", "teacher": "{teacher}", "loss": "kd", **settings}
+    search = {"retriever": "bm25", "topics": "convdr/cast20/mini", "query": "automatic", "index": str(root / "lucene"),
+              "hits": 20, "rerank_depth": 3}
+    matrix = tmp_path / "shared.yaml"
+    matrix.write_text(yaml.safe_dump({
+        "title": "t", "qrels": "convdr/cast20/mini", "measures": "nDCG@3", "seeds": [5],
+        "conditions": [{"name": "teacher-manual", "train": [teacher], "search": {**search, "rerank_query": "manual"}},
+                       {"name": "student-kd", "train": [teacher, student],
+                        "search": {**search, "rerank_query": "no_res"}}]}))
+    models = tmp_path / "models"
+    with caplog.at_level(logging.INFO, logger="convdr_pyserini"):
+        assert reproduce_main([str(matrix), "--runs-dir", str(tmp_path / "runs"), "--models-dir", str(models)]) == 0
+    shared = models / "shared" / "teacher-manual" / "seed-5" / "teacher"
+    assert sorted(p.name for p in shared.iterdir()) == ["teacher"]
+    assert not (models / "shared" / "student-kd" / "seed-5" / "teacher").exists()
+    assert f"reusing {shared}" in caplog.text
+    assert "| `student-kd` |" in matrix.with_suffix(".md").read_text()
+
+    train_reranker(RerankTrainConfig(**settings, output=str(tmp_path / "together"), loss="kd", seed=5))
+    weights = lambda folder, fold: (folder / f"fold-{fold}" / "model.safetensors").read_bytes()  # noqa: E731
+    for fold in range(5):
+        assert weights(shared / "teacher", fold) == weights(tmp_path / "together" / "teacher", fold)
+        assert weights(models / "shared" / "student-kd" / "seed-5" / "reranker", fold) == \
+            weights(tmp_path / "together", fold)
+    with pytest.raises(UserError, match="same folds"):
+        train_reranker(RerankTrainConfig(**{**settings, "cv": None}, output=str(tmp_path / "x"),
+                                         teacher=str(shared / "teacher")))
+    with pytest.raises(UserError, match="teacher_only"):
+        RerankTrainConfig(**settings, output=str(tmp_path / "y"), teacher_only=True, teacher=str(shared / "teacher"))

@@ -3,7 +3,8 @@ them, and compare with the expected scores.
 
 Everything it makes lives under its own folders (`runs_dir`, `models_dir`), keyed by matrix and condition, so a
 rerun reuses what is finished: a run whose sidecar records the same search, a model whose card records the same
-training; anything else is made again. A condition whose required files are absent is skipped, naming them.
+training (a reranker stage: also one that another condition trained with the same settings and seed); anything
+else is made again. A condition whose required files are absent is skipped, naming them.
 """
 from __future__ import annotations
 
@@ -239,14 +240,21 @@ class Runner:
         settings = substitute(settings, outputs, where)
         output = self.models_dir / condition.name / f"seed-{seed}" / name
         record = json.dumps({**settings, "seed": seed}, sort_keys=True)
-        if trained_command(output) != record:
+        # A stage with the same settings, seed and name trained for another condition is the same model (training
+        # is deterministic): conditions that rerank with one teacher in two ways share it.
+        finished = [output, *sorted(self.models_dir.glob(f"*/seed-{seed}/{name}"))]
+        found = next((folder for folder in finished if trained_command(folder) == record), None)
+        if found is None:
             logger.info("[%s seed %d] training reranker stage %s", condition.name, seed, name)
             try:
                 config = RerankTrainConfig(**settings, output=str(output), seed=seed, overwrite=True, command=record)
             except TypeError as error:
                 raise UserError(f"{where}: {error}") from None
             train_reranker(config)
-        return str(output / TEACHER_FOLDER if use == "teacher" else output), training_seconds(output)
+            found = output
+        elif found != output:
+            logger.info("[%s seed %d] reranker stage %s: reusing %s", condition.name, seed, name, found)
+        return str(found / TEACHER_FOLDER if use == "teacher" else found), training_seconds(found)
 
     def nested(self, condition: Condition, seed: int) -> dict:
         """Nested cross-validation over the condition's candidates for one seed; its summary (folds, run)."""

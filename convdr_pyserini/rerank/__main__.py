@@ -58,8 +58,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", required=True, help="first-stage run the negatives are drawn from")
     parser.add_argument("--output", required=True, help="output folder (fold-k students, teacher/fold-k)")
     parser.add_argument("--collection", help="passages (default: the run's index, else the topics' collection)")
-    parser.add_argument("--teacher", help="a cross-encoder to use as the frozen teacher (e.g. an MS MARCO reranker); "
-                                          "default: train one per fold on the manual rewrites")
+    parser.add_argument("--teacher", help="a cross-encoder to use as the frozen teacher (e.g. an MS MARCO reranker) "
+                                          "or a cross-validated teacher folder (fold-k, e.g. OUTPUT/teacher of an "
+                                          "earlier run, with the same --cv); default: train one per fold on the "
+                                          "manual rewrites")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="train the fold teachers only (OUTPUT/teacher/fold-k), for students to share")
     parser.add_argument("--init", default="minilm", help="encoder whose weights initialise the trained teacher "
                                                          "(default minilm)")
     parser.add_argument("--query", choices=("raw", "automatic", "no_res", "man_can", "auto_can"), default="no_res",

@@ -6,11 +6,14 @@ teacher's last-layer [CLS] embedding of the same passage (KD: MSE), optionally w
 (cross-entropy over the positive's and negatives' scores); the loss is `kd_weight * KD + ranking_weight *
 ranking`. The student starts from the teacher's weights, as ConvDR's query encoder does.
 
-Teacher: a given cross-encoder (e.g. an MS MARCO reranker), or, when none is given, one trained here inside
-each cross-validation fold with the ranking loss on the training topics' manual rewrites, initialised from an
-encoder's weights (`minilm`: all-MiniLM-L6-v2) with a fresh head. The optimisation is the query-encoder
-training's (`convdr_pyserini.train.loop.fit`: AdamW, clipping, its default schedule, seeded order); negatives are
-drawn as `train negatives` draws them (`convdr_pyserini.train.data.mine_negatives`), from the first-stage run.
+Teacher: a given cross-encoder (e.g. an MS MARCO reranker), a cross-validated teacher folder (`fold-k`, e.g.
+the `teacher/` of an earlier run: each fold's student learns from the teacher that did not see the fold), or,
+when none is given, one trained here inside each cross-validation fold with the ranking loss on the training
+topics' manual rewrites, initialised from an encoder's weights (`minilm`: all-MiniLM-L6-v2) with a fresh head;
+`teacher_only` stops there (OUTPUT/teacher/fold-k, no student), so several students can share one teacher.
+The optimisation is the query-encoder training's (`convdr_pyserini.train.loop.fit`: AdamW, clipping, its
+default schedule, seeded order); negatives are drawn as `train negatives` draws them
+(`convdr_pyserini.train.data.mine_negatives`), from the first-stage run.
 """
 from __future__ import annotations
 
@@ -55,10 +58,13 @@ class RerankTrainConfig(LossChoice):
     seed: int = 42
     seeds: list[int] | None = None
     device: str = "cpu"
+    teacher_only: bool = False
     overwrite: bool = False
     command: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if self.teacher_only and self.teacher is not None:
+            raise UserError("{teacher_only} trains the teacher: give no {teacher}", "teacher_only", "teacher")
         if self.loss not in LOSSES:
             raise UserError(f"{{loss}} {self.loss!r} is not one of {', '.join(LOSSES)}", "loss")
         for name in ("negatives", "pool", "epochs", "teacher_epochs", "batch_size", "max_length"):
@@ -170,6 +176,21 @@ class RerankTraining:
             if len(set(self.folds.values())) != config.cv:
                 raise UserError(f"{{cv}} {config.cv}: the fold rule splits {self.topics.source} into "
                                 f"{len(set(self.folds.values()))} folds", "cv")
+        self.fold_teachers = self._fold_teachers()
+
+    def _fold_teachers(self) -> dict[int, str] | None:
+        """{fold: teacher folder} when the teacher is a cross-validated folder, checked against the folds."""
+        from .reranker import fold_models
+
+        teachers = fold_models(self.config.teacher) if self.config.teacher else None
+        if teachers is None:
+            return None
+        wanted = set() if self.folds is None else set(self.folds.values())
+        if self.folds is None or set(teachers) != wanted:
+            raise UserError(f"{self.config.teacher} holds teachers for folds {sorted(teachers)}; a cross-validated "
+                            f"teacher needs {{cv}} with the same folds"
+                            + (f" ({sorted(wanted)})" if wanted else ""), "teacher")
+        return teachers
 
     def inputs(self) -> list[Path]:
         paths = [self.config.run, self.config.teacher, self.config.collection]
@@ -217,7 +238,8 @@ class RerankTraining:
         options = dict(max_length=config.max_length, batch_size=32)
         metrics = {"train_queries": len(train_ids)}
         if config.teacher is not None:
-            teacher = CrossEncoderReranker(load_cross_encoder(config.teacher, config.device), **options)
+            location = config.teacher if self.fold_teachers is None else self.fold_teachers[fold]
+            teacher = CrossEncoderReranker(load_cross_encoder(location, config.device), **options)
         else:
             teacher = CrossEncoderReranker(cross_encoder_from_encoder(config.init, seed, config.device), **options)
             examples = self.examples(teacher, train_ids)
@@ -226,8 +248,12 @@ class RerankTraining:
                          description=f"seed {seed} {where or 'all topics'}: teacher (ranking, manual rewrites)",
                          loss_of=lambda batch, n: pair_loss(teacher, batch, n, 0.0, 1.0, teacher_side=True))
             metrics["teacher_loss_last_epoch"] = round(result.epoch_losses[-1], 8)
+            if config.teacher_only:
+                metrics["seconds"] = round(time.time() - started, 1)
             teacher.encoder.save(folder / TEACHER_FOLDER / (where or "model"), overwrite=True,
                                  extra=self._record(seed, fold, train_ids, "teacher", metrics))
+            if config.teacher_only:
+                return metrics
         examples = self.examples(teacher, train_ids)
         cls_targets(teacher, examples)
         student = CrossEncoderReranker(copy.deepcopy(teacher.encoder), **options)
@@ -255,9 +281,11 @@ class RerankTraining:
 
 
 def _records(folder: Path) -> list[dict]:
+    """The students' `reranker.json` records of a training output, or the teachers' when it trained no student."""
     import json
 
-    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(folder).glob("*/reranker.json"))]
+    paths = sorted(folder.glob("*/reranker.json")) or sorted(folder.glob(f"{TEACHER_FOLDER}/*/reranker.json"))
+    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
 
 
 def trained_command(folder: str | Path) -> str | None:
@@ -267,5 +295,5 @@ def trained_command(folder: str | Path) -> str | None:
 
 
 def training_seconds(folder: str | Path) -> float:
-    """Seconds the students of a training output took (teachers included), as their records say."""
+    """Seconds a training output took (a student's record includes its teacher's training), as its records say."""
     return sum(float(record["metrics"].get("seconds", 0.0)) for record in _records(Path(folder)))
