@@ -26,6 +26,7 @@ def test_readme_headline_table_is_the_generated_one():
 @pytest.mark.parametrize("generated, page", [
     ("cast20-mini-rewrites.md", "search.md"),
     ("cast20-mini-training.md", "training.md"),
+    ("cast20-mini-nested.md", "training.md"),
     ("cast21.md", "cast21.md"),
 ])
 def test_experiment_tables_quoted_in_the_docs_are_the_generated_ones(generated, page):
