@@ -118,6 +118,12 @@ def test_bad_matrix_files_exit_2(tmp_path, capsys):
     bad_measure = _matrix(tmp_path, expected=[{"source": "test", "scores": {"fooo@3": 0.1}}])
     assert main([str(bad_measure)]) == 2
     assert "measure 'fooo@3' is rejected by ir_measures" in capsys.readouterr().err
+    document = yaml.safe_load(_matrix(tmp_path).read_text())
+    for gaps, message in [([{"low": "grill-human-reranked", "high": "nope"}], "gap names 'nope', which is not a"),
+                          ([{"low": "grill-human-reranked"}], "every gap is a mapping with 'low', 'high'")]:
+        (tmp_path / "gaps.yaml").write_text(yaml.safe_dump({**document, "gaps": gaps}))
+        assert main([str(tmp_path / "gaps.yaml")]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_a_search_that_fails_is_a_fail(tmp_path, capsys):
@@ -148,13 +154,21 @@ def test_an_experiment_matrix_reuses_finished_runs(tmp_path, capsys, shared_data
     matrix = tmp_path / "experiment.yaml"
     matrix.write_text(yaml.safe_dump({
         "title": "t", "qrels": "convdr/cast20/mini", "measures": "nDCG@3 R@10", "baselines": ["raw"],
+        "gaps": [{"low": "raw", "high": "manual"}],
         "conditions": [{"name": "raw", "search": {**search, "query": "raw"}},
-                       {"name": "manual", "search": {**search, "query": "manual"}}]}))
+                       {"name": "manual", "search": {**search, "query": "manual"}},
+                       {"name": "automatic", "search": {**search, "query": "automatic"}}]}))
     runs = tmp_path / "runs"
     assert main([str(matrix), "--runs-dir", str(runs)]) == 0
     first = capsys.readouterr()
     table = matrix.with_suffix(".md").read_text()
     assert "| `manual` |" in table and "p vs raw" in table and "nDCG@3" in first.out
+    rows = {cells[0].strip("`"): cells for cells in ([c.strip() for c in line.split("|")[1:-1]]
+                                                     for line in table.splitlines() if line.startswith("| `"))}
+    raw, manual, automatic = (float(rows[name][1]) for name in ("raw", "manual", "automatic"))
+    assert rows["raw"][-1] == rows["manual"][-1] == "—"  # the gap's ends have no share
+    assert abs(float(rows["automatic"][-1].rstrip("%")) - 100 * (automatic - raw) / (manual - raw)) <= 1
+    assert "share of the gap: (condition - low) / (high - low) of the mean nDCG@3, low `raw`, high `manual`" in table
     made = (runs / "experiment" / "manual.trec").stat().st_mtime_ns
     assert main([str(matrix), "--runs-dir", str(runs)]) == 2  # the table exists: --overwrite to replace it
     assert main([str(matrix), "--runs-dir", str(runs), "--overwrite"]) == 0

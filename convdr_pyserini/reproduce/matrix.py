@@ -5,6 +5,8 @@
     measures: nDCG@3 RR(rel=2) R@100     # optional: measured for every condition (experiments)
     seeds: [1, 2, 3]                     # optional: conditions that train run once per seed
     baselines: [dense-raw]               # optional: significance of every condition against these
+    gaps:                                # optional: share of a low-to-high gap that conditions recover
+    - {low: dense-raw, high: dense-manual}               # (of: [names] limits it to those conditions)
     prepare:                             # optional: shared steps, referenced as "{name}" in later settings
     - name: teacher-manual-run
       search: {retriever: dense, topics: convdr/cast20/mini, encoder: minilm, query: manual, index: ..., hits: 100}
@@ -82,6 +84,20 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A low-to-high range of the first measure (e.g. raw to manual rewrites): the table reports the share of it
+    that each condition recovers, `(condition - low) / (high - low)` of the means; `of` limits it to those
+    conditions (default: every other condition)."""
+
+    low: str
+    high: str
+    of: tuple[str, ...] | None = None
+
+    def covers(self, name: str) -> bool:
+        return name not in (self.low, self.high) and (self.of is None or name in self.of)
+
+
+@dataclass(frozen=True)
 class Matrix:
     path: Path
     title: str
@@ -93,6 +109,7 @@ class Matrix:
     prepare: list[Step] = field(default_factory=list)
     plot: dict | None = None
     notes: str = ""
+    gaps: list[Gap] = field(default_factory=list)
 
     @property
     def dataset(self) -> str:
@@ -142,7 +159,7 @@ def load_matrix(name_or_path: str | os.PathLike) -> Matrix:
     for key in ("title", "qrels"):
         if not isinstance(document.get(key), str):
             raise UserError(f"{path}: '{key}' is missing or not a string")
-    known = {"title", "qrels", "conditions", "measures", "seeds", "baselines", "prepare", "plot", "notes"}
+    known = {"title", "qrels", "conditions", "measures", "seeds", "baselines", "prepare", "plot", "notes", "gaps"}
     unknown = sorted(set(document) - known)
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}")
@@ -169,8 +186,33 @@ def load_matrix(name_or_path: str | os.PathLike) -> Matrix:
     plot = document.get("plot")
     if plot is not None and not isinstance(plot, dict):
         raise UserError(f"{path}: 'plot' must be a mapping")
+    gaps = _gaps(path, document.get("gaps") or [], [condition.name for condition in conditions])
     return Matrix(path, document["title"], document["qrels"], conditions, measures, seeds, list(baselines), prepare,
-                  plot, str(document.get("notes", "")))
+                  plot, str(document.get("notes", "")), gaps)
+
+
+def _gaps(path: Path, entries, names: list[str]) -> list[Gap]:
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: 'gaps' must be a list of {{low, high[, of]}} mappings")
+    gaps = []
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) - {"low", "high", "of"} or not {"low", "high"} <= set(entry):
+            raise UserError(f"{path}: every gap is a mapping with 'low', 'high' and optionally 'of', got {entry!r}")
+        of = entry.get("of")
+        if of is not None and (not isinstance(of, list) or not of):
+            raise UserError(f"{path}: a gap's 'of' must be a non-empty list of conditions")
+        gap = Gap(entry["low"], entry["high"], tuple(of) if of else None)
+        for name in (gap.low, gap.high, *(gap.of or ())):
+            if name not in names:
+                raise UserError(f"{path}: gap names {name!r}, which is not a condition")
+        if gap.low == gap.high:
+            raise UserError(f"{path}: a gap's 'low' and 'high' must differ, both are {gap.low!r}")
+        gaps.append(gap)
+    covered = [name for gap in gaps for name in (gap.of or names) if name not in (gap.low, gap.high)]
+    for name in covered:
+        if covered.count(name) > 1:
+            raise UserError(f"{path}: condition {name!r} is in more than one gap")
+    return gaps
 
 
 def _step(path: Path, entry) -> Step:

@@ -40,8 +40,8 @@ def reproduction_table(matrix: Matrix, outcomes: list[Outcome]) -> str:
 
 def experiment_table(result: MatrixResult) -> str:
     """Conditions over seeds: mean ± std of each measure, each seed's first measure, p-values of the first
-    measure against each baseline (paired t-test / randomization test on per-query means over seeds), and
-    training time."""
+    measure against each baseline (paired t-test / randomization test on per-query means over seeds), the
+    share of each declared gap a condition recovers, and training time."""
     from ..evaluate import significance
     from ..evaluate.report import markdown
 
@@ -53,7 +53,8 @@ def experiment_table(result: MatrixResult) -> str:
     seeded = any(condition.trains for condition in matrix.conditions)  # else every condition is one run
     header = ["condition", *(f"{m} (mean ± std)" if seeded else m for m in measures),
               *([f"{first} per seed"] if seeded else []), *(f"p vs {b} (t / rand.)" for b in matrix.baselines),
-              *(["training s (per seed)"] if seeded else [])]
+              *([f"share of the {first} gap"] if matrix.gaps else []), *(["training s (per seed)"] if seeded else [])]
+    ran = {entry.condition.name for entry in result.conditions if entry.runs}
     rows = []
     for entry in result.conditions:
         name = entry.condition.name
@@ -68,12 +69,14 @@ def experiment_table(result: MatrixResult) -> str:
         if seeded:
             cells.append(" / ".join(f"{member.aggregate[first]:.4f}" for member in scores.seeds or [scores]))
         for baseline in matrix.baselines:
-            if baseline == name or baseline not in {e.condition.name for e in result.conditions if e.runs}:
+            if baseline == name or baseline not in ran:
                 cells.append("—")
                 continue
             reference = evaluation.scores_of(baseline)
             test = significance.compare(first, name, baseline, scores.per_query[first], reference.per_query[first])
             cells.append(f"{_p(test.t_test_p)} / {_p(test.randomization_p)}")
+        if matrix.gaps:
+            cells.append(_gap_share(matrix, evaluation, ran, name, first))
         if seeded:
             cells.append(" / ".join(f"{s:.0f}" for s in entry.train_seconds) if entry.train_seconds else "—")
         rows.append(cells)
@@ -83,7 +86,27 @@ def experiment_table(result: MatrixResult) -> str:
     return (markdown(header, rows) + "\n\nConditions:\n\n" + descriptions + "\n\nHow the numbers were computed:\n\n"
             + settings + (f"\n- seeds: {', '.join(map(str, matrix.seeds))}; p-values compare the per-query means "
                           "over the seeds" if seeded else "\n- p-values compare the per-query scores")
-            + " (paired two-sided t-test / paired randomization test, 10,000 resamples)\n")
+            + " (paired two-sided t-test / paired randomization test, 10,000 resamples)" + _gap_notes(matrix, first)
+            + "\n")
+
+
+def _gap_share(matrix, evaluation, ran: set[str], name: str, measure: str) -> str:
+    gap = next((gap for gap in matrix.gaps if gap.covers(name)), None)
+    if gap is None or not {gap.low, gap.high} <= ran:
+        return "—"
+    low, high = (evaluation.scores_of(end).aggregate[measure] for end in (gap.low, gap.high))
+    if high == low:
+        return "n/a"
+    return f"{round(100 * (evaluation.scores_of(name).aggregate[measure] - low) / (high - low))}%"  # int: no "-0%"
+
+
+def _gap_notes(matrix, measure: str) -> str:
+    lines = []
+    for gap in matrix.gaps:
+        of = f" for {', '.join(f'`{name}`' for name in gap.of)}" if gap.of else ""
+        lines.append(f"\n- share of the gap: (condition - low) / (high - low) of the mean {measure}, low `{gap.low}`, "
+                     f"high `{gap.high}`{of}")
+    return "".join(lines)
 
 
 def nested_table(entry) -> str:
