@@ -9,7 +9,7 @@ See `convdr_pyserini.reproduce.matrix` for the file format. The command line is
 `python -m convdr_pyserini.reproduce MATRIX`.
 """
 from .._callable import make_module_callable
-from .matrix import Condition, Expected, Matrix, load_matrix, packaged_matrices
+from .matrix import Condition, Expected, Gap, Matrix, load_matrix, packaged_matrices
 from .nested import Candidate, NestedCVConfig, nested_cv
 from .report import markdown_report
 from .runner import (ABOVE, FAIL, MEASURED, OK, OKISH, SKIPPED, TOLERANCE, UNREFERENCED, MatrixResult, Outcome,
@@ -17,7 +17,7 @@ from .runner import (ABOVE, FAIL, MEASURED, OK, OKISH, SKIPPED, TOLERANCE, UNREF
 
 __all__ = [
     "ABOVE", "FAIL", "MEASURED", "OK", "OKISH", "SKIPPED", "TOLERANCE", "UNREFERENCED", "Candidate", "Condition",
-    "Expected", "Matrix", "MatrixResult", "NestedCVConfig", "Outcome", "load_matrix", "markdown_report", "nested_cv",
+    "Expected", "Gap", "Matrix", "MatrixResult", "NestedCVConfig", "Outcome", "load_matrix", "markdown_report", "nested_cv",
     "packaged_matrices", "reproduce", "status_of",
 ]
 
