@@ -378,3 +378,75 @@ def test_a_matrix_trains_a_shared_teacher_once_and_its_students_equal_a_joint_tr
                                          teacher=str(shared / "teacher")))
     with pytest.raises(UserError, match="teacher_only"):
         RerankTrainConfig(**settings, output=str(tmp_path / "y"), teacher_only=True, teacher=str(shared / "teacher"))
+
+
+KILLED_AFTER_FOLD_1 = """
+import json, os, sys
+from convdr_pyserini.rerank import training
+finish_fold = training.RerankTraining._fold
+def fold_then_die(self, seed, fold, train_ids, folder):
+    metrics = finish_fold(self, seed, fold, train_ids, folder)
+    if fold == 1:
+        os._exit(9)  # killed outright: no cleanup runs, as when a machine or session is lost
+    return metrics
+training.RerankTraining._fold = fold_then_die
+training.train_reranker(training.RerankTrainConfig(**json.loads(sys.argv[1])))
+"""
+
+
+def test_a_killed_cv_training_resumes_from_its_finished_folds_to_the_same_models(mini_setup, tmp_path, monkeypatch):
+    """A CV training killed after fold 1 leaves folds 0-1 in `.NAME.partial`; the rerun trains folds 2-4 only and
+    ends byte-identical to an uninterrupted training. Other settings or a changed input give another stamp, and
+    a partial folder under another stamp is discarded."""
+    import os
+    import subprocess
+    import sys
+
+    from convdr_pyserini.io.atomic import partial_path, resumable_directory
+    from convdr_pyserini.io.runs import Run
+    from convdr_pyserini.rerank import training
+    from convdr_pyserini.resolve import load_topics
+    from convdr_pyserini.train import loop
+
+    root = mini_setup
+    topics = load_topics("convdr/cast20/mini")
+    run = Run.read(root / "bm25.trec")
+    Run({q: run[q] for q in run if topics[q].turn_number <= 2}).write(tmp_path / "first.trec", sidecar=False)
+    settings = dict(topics="convdr/cast20/mini", run=str(tmp_path / "first.trec"), collection=str(root / "lucene"),
+                    init=str(save_tiny_encoder(tmp_path / "init")), negatives=2, pool=4, max_length=48, lr=1e-3,
+                    cv=5, batch_size=16, loss="kd+ranking", seed=5)
+    resumed = tmp_path / "resumed"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_FOLD_1,
+                             json.dumps({**settings, "output": str(resumed)})], capture_output=True, text=True)
+    assert killed.returncode == 9, killed.stderr
+    partial = partial_path(resumed)
+    assert not resumed.exists() and sorted(p.name for p in partial.iterdir() if p.is_dir()) == \
+        ["fold-0", "fold-1", "teacher"]
+
+    trained = []
+    real_fit = loop.fit
+    monkeypatch.setattr(loop, "fit", lambda *args, **kwargs: trained.append(kwargs["description"]) or
+                        real_fit(*args, **kwargs))
+    summary = training.train_reranker(training.RerankTrainConfig(**settings, output=str(resumed)))
+    assert len(trained) == 6 and not any("fold-0" in what or "fold-1" in what for what in trained), trained
+    assert not partial.exists() and not (resumed / "resume.json").exists()
+    assert summary["folds"]["fold-0"]["seconds"] > 0
+
+    training.train_reranker(training.RerankTrainConfig(**settings, output=str(tmp_path / "whole")))
+    for part in [f"fold-{k}" for k in range(5)] + [f"teacher/fold-{k}" for k in range(5)]:
+        assert (resumed / part / "model.safetensors").read_bytes() == \
+            (tmp_path / "whole" / part / "model.safetensors").read_bytes()
+
+    stamp = lambda **changed: training.RerankTraining(  # noqa: E731
+        training.RerankTrainConfig(**{**settings, **changed}, output=str(tmp_path / "x"))).stamp(5)
+    before = stamp()
+    assert stamp(lr=2e-3) != before and stamp(negatives=1) != before
+    os.utime(tmp_path / "first.trec", ns=(1, 1))
+    assert stamp() != before
+
+    with resumable_directory(tmp_path / "built", "stamp A") as folder:
+        (folder / "part").write_text("kept")
+    os.replace(tmp_path / "built", partial_path(tmp_path / "built"))  # as if killed before publishing
+    (partial_path(tmp_path / "built") / "resume.json").write_text("stamp A")
+    with resumable_directory(tmp_path / "built", "stamp B") as folder:
+        assert not (folder / "part").exists()

@@ -6,6 +6,10 @@
   place on success; on any error or interrupt the temporary is removed. Temporaries are named
   `.<name>.<pid>.<random>.tmp`, so those left by a killed process (a dead pid) are removed by the next
   writer of the same output.
+- `resumable_directory` builds a folder of independent parts (a cross-validation's folds) under a fixed name,
+  `.<name>.partial`, stamped with the settings that decide its content: a run killed outright (SIGKILL, a lost
+  machine or session) leaves the finished parts there and a rerun with the same settings continues from them;
+  an error or Ctrl-C removes it as any temporary.
 - `OutputLock` is an exclusive lock per output (`.<name>.lock`, `flock`), naming the holder's pid.
 
 A place that cannot be written becomes one `UserError` naming the output, whichever step the OS refuses
@@ -190,6 +194,49 @@ def _build_atomically(path: Path, overwrite: bool):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+RESUME_STAMP = "resume.json"
+
+
+def partial_path(path: PathLike) -> Path:
+    """Where `resumable_directory` builds `path`."""
+    path = Path(path)
+    return path.parent / f".{path.name}.partial"
+
+
+@contextlib.contextmanager
+def resumable_directory(path: PathLike, stamp: str, *, inputs: Iterable[PathLike | None] = (),
+                        overwrite: bool = False) -> Iterator[Path]:
+    """`atomic_directory` whose unfinished folder outlives a killed process: it is `.<name>.partial` beside
+    `path`, holding `stamp` (a text naming everything that decides the content: settings, seed, inputs,
+    version). A later build with the same stamp gets that folder back with the parts finished so far (the
+    caller skips them; each part must itself be written atomically); another stamp starts from an empty one.
+    Published by rename on success; removed on an error or Ctrl-C."""
+    path = prepare_output(path, inputs, overwrite, directory=True)
+    _make_parent(path)
+    with OutputLock(path):
+        remove_stale_temporaries(path)
+        partial = partial_path(path)
+        marker = partial / RESUME_STAMP
+        with writing(path):
+            if partial.exists() and not (marker.is_file() and marker.read_text(encoding="utf-8") == stamp):
+                shutil.rmtree(partial)
+            partial.mkdir(exist_ok=True)
+            if not marker.is_file():
+                fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(marker), suffix=".tmp", dir=partial)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(stamp)
+                os.replace(tmp_name, marker)
+        try:
+            with writing(path):
+                yield partial
+                marker.unlink()
+                os.chmod(partial, 0o777 & ~_umask())
+                publish_directory(partial, path, overwrite)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
 
 
 def publish_directory(finished: Path, path: Path, overwrite: bool) -> None:

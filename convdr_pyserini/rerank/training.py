@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from ..errors import UserError
 from ..train.config import LossChoice
 from ..train.data import NEGATIVE_POOL, NEGATIVES, mine_negatives, topic_of
 
+logger = logging.getLogger(__name__)
 LOSSES = ("kd", "ranking", "kd+ranking")
 TEACHER_FOLDER = "teacher"
 
@@ -211,14 +214,25 @@ class RerankTraining:
                                      [reranker.pair(teacher, p) for p in passage_ids]))
         return found
 
+    def stamp(self, seed: int) -> str:
+        """What decides the models of one seed (settings, inputs as found on disk, version): a build killed
+        outright resumes from its finished folds only under the same stamp (`io.atomic.resumable_directory`)."""
+        from .._version import __version__
+
+        settings = {key: value for key, value in dataclasses.asdict(self.config).items()
+                    if key not in ("output", "overwrite", "command", "seed", "seeds")}
+        inputs = [*self.inputs(), *([Path(self.config.topics)] if Path(self.config.topics).exists() else [])]
+        return json.dumps({"version": __version__, "seed": seed, "settings": settings,
+                           "inputs": {str(path): _fingerprint(path) for path in inputs}}, sort_keys=True, indent=1)
+
     def run(self, seed: int, output: Path) -> dict:
-        from ..io.atomic import OutputLock, atomic_directory
+        from ..io.atomic import OutputLock, resumable_directory
 
         started = time.time()
         folds = [None] if self.folds is None else sorted(set(self.folds.values()))
         summary = {}
-        with OutputLock(output), atomic_directory(output, inputs=self.inputs(),
-                                                  overwrite=self.config.overwrite) as folder:
+        with OutputLock(output), resumable_directory(output, self.stamp(seed), inputs=self.inputs(),
+                                                     overwrite=self.config.overwrite) as folder:
             for fold in folds:
                 train_ids = [e.query_id for e in self.mined
                              if fold is None or self.folds[self.topic[e.query_id]] != fold]
@@ -227,7 +241,8 @@ class RerankTraining:
         return {"output": str(output), "folds": summary, "seconds": round(time.time() - started, 1)}
 
     def _fold(self, seed: int, fold: int | None, train_ids: list[str], folder: Path) -> dict:
-        """Train (or load) the fold's teacher, then its student; save both; returns the metrics."""
+        """Train (or load) the fold's teacher, then its student; save both; returns the metrics. A model already
+        in `folder` (a resumed build) is not trained again."""
         started = time.time()
         from ..train.loop import fit
         from .models import cross_encoder_from_encoder, load_cross_encoder
@@ -237,9 +252,20 @@ class RerankTraining:
         where = "" if fold is None else f"fold-{fold}"
         options = dict(max_length=config.max_length, batch_size=32)
         metrics = {"train_queries": len(train_ids)}
+        student_folder = folder / (where or "model")
+        teacher_folder = folder / TEACHER_FOLDER / (where or "model")
+        finished = _finished_metrics(teacher_folder if config.teacher_only else student_folder)
+        if finished is not None:
+            logger.info("seed %d %s: resuming with the model finished earlier in %s", seed, where or "all topics",
+                        folder)
+            return finished
         if config.teacher is not None:
             location = config.teacher if self.fold_teachers is None else self.fold_teachers[fold]
             teacher = CrossEncoderReranker(load_cross_encoder(location, config.device), **options)
+        elif (trained := _finished_metrics(teacher_folder)) is not None:
+            teacher = CrossEncoderReranker(load_cross_encoder(teacher_folder, config.device), **options)
+            metrics = trained
+            started -= trained["seconds"]
         else:
             teacher = CrossEncoderReranker(cross_encoder_from_encoder(config.init, seed, config.device), **options)
             examples = self.examples(teacher, train_ids)
@@ -248,9 +274,8 @@ class RerankTraining:
                          description=f"seed {seed} {where or 'all topics'}: teacher (ranking, manual rewrites)",
                          loss_of=lambda batch, n: pair_loss(teacher, batch, n, 0.0, 1.0, teacher_side=True))
             metrics["teacher_loss_last_epoch"] = round(result.epoch_losses[-1], 8)
-            if config.teacher_only:
-                metrics["seconds"] = round(time.time() - started, 1)
-            teacher.encoder.save(folder / TEACHER_FOLDER / (where or "model"), overwrite=True,
+            metrics["seconds"] = round(time.time() - started, 1)
+            teacher.encoder.save(teacher_folder, overwrite=True,
                                  extra=self._record(seed, fold, train_ids, "teacher", metrics))
             if config.teacher_only:
                 return metrics
@@ -265,7 +290,7 @@ class RerankTraining:
         metrics["student_loss_first_epoch"] = round(result.epoch_losses[0], 8)
         metrics["student_loss_last_epoch"] = round(result.epoch_losses[-1], 8)
         metrics["seconds"] = round(time.time() - started, 1)
-        student.encoder.save(folder / (where or "model"), overwrite=True,
+        student.encoder.save(student_folder, overwrite=True,
                              extra=self._record(seed, fold, train_ids, "student", metrics))
         return metrics
 
@@ -280,10 +305,21 @@ class RerankTraining:
                               "schedule": "the query-encoder training's default (train.loop.fit)"}}
 
 
+def _finished_metrics(model_folder: Path) -> dict | None:
+    """The metrics recorded with a model saved by this training (None when it is not there)."""
+    record = model_folder / "reranker.json"
+    return json.loads(record.read_text(encoding="utf-8"))["metrics"] if record.is_file() else None
+
+
+def _fingerprint(path: Path) -> list:
+    """(relative name, size, mtime) of a file or of every file under a folder: what a resumed build checks."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [[str(p.relative_to(path)) if path.is_dir() else p.name, p.stat().st_size, p.stat().st_mtime_ns]
+            for p in files]
+
+
 def _records(folder: Path) -> list[dict]:
     """The students' `reranker.json` records of a training output, or the teachers' when it trained no student."""
-    import json
-
     paths = sorted(folder.glob("*/reranker.json")) or sorted(folder.glob(f"{TEACHER_FOLDER}/*/reranker.json"))
     return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
 
