@@ -444,9 +444,35 @@ def test_a_killed_cv_training_resumes_from_its_finished_folds_to_the_same_models
     os.utime(tmp_path / "first.trec", ns=(1, 1))
     assert stamp() != before
 
-    with resumable_directory(tmp_path / "built", "stamp A") as folder:
-        (folder / "part").write_text("kept")
-    os.replace(tmp_path / "built", partial_path(tmp_path / "built"))  # as if killed before publishing
-    (partial_path(tmp_path / "built") / "resume.json").write_text("stamp A")
-    with resumable_directory(tmp_path / "built", "stamp B") as folder:
-        assert not (folder / "part").exists()
+
+def test_a_partial_build_is_resumed_only_under_its_own_stamp(tmp_path):
+    """Interrupted: the finished parts stay; an error removes them; another stamp is refused naming what
+    differs, or discarded with overwrite."""
+    from convdr_pyserini.errors import UserError
+    from convdr_pyserini.io.atomic import partial_path, resumable_directory
+
+    output, stamp = tmp_path / "built", {"seed": 1, "settings": {"lr": 0.1, "epochs": 3}}
+    with pytest.raises(KeyboardInterrupt):
+        with resumable_directory(output, stamp) as folder:
+            (folder / "fold-0").mkdir()
+            raise KeyboardInterrupt
+    assert (partial_path(output) / "fold-0").is_dir() and not output.exists()
+    with pytest.raises(UserError, match=r"other lr; rerun the same command"):
+        with resumable_directory(output, {"seed": 1, "settings": {"lr": 0.2, "epochs": 3}}):
+            pass
+    with resumable_directory(output, stamp) as folder:
+        assert (folder / "fold-0").is_dir()
+        (folder / "fold-1").mkdir()
+    assert sorted(p.name for p in output.iterdir()) == ["fold-0", "fold-1"] and not partial_path(output).exists()
+
+    with pytest.raises(KeyboardInterrupt):
+        with resumable_directory(tmp_path / "other", stamp) as folder:
+            (folder / "fold-0").mkdir()
+            raise KeyboardInterrupt
+    with resumable_directory(tmp_path / "other", {**stamp, "seed": 2}, overwrite=True) as folder:
+        assert not (folder / "fold-0").exists()
+    with pytest.raises(ValueError):
+        with resumable_directory(tmp_path / "failed", stamp) as folder:
+            (folder / "fold-0").mkdir()
+            raise ValueError("a bad input")
+    assert not partial_path(tmp_path / "failed").exists()

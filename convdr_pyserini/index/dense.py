@@ -28,7 +28,7 @@ import numpy as np
 
 from .._progress import progress_bar
 from ..errors import UserError
-from ..io.atomic import OutputLock, prepare_output, publish_directory
+from ..io.atomic import OutputLock, partial_path, prepare_output, publish_directory
 from ..io.collections import CollectionSource
 from ..resolve import open_collection
 from . import faiss_io
@@ -122,11 +122,6 @@ def build_dense_index(config: DenseIndexConfig, encoder=None) -> dict:
 def build_inputs(source: CollectionSource, card) -> list:
     """What a build reads (the collection, local encoder weights): its output must be none of them."""
     return [*source.files, source.folder, _local_weights(card)]
-
-
-def partial_path(target: Path) -> Path:
-    """The hidden folder a build of `target` writes into until it is finished (and resumes from)."""
-    return target.parent / f".{target.name}.partial"
 
 
 def done_passages(target: Path) -> int:

@@ -8,8 +8,8 @@
   writer of the same output.
 - `resumable_directory` builds a folder of independent parts (a cross-validation's folds) under a fixed name,
   `.<name>.partial`, stamped with the settings that decide its content: a run killed outright (SIGKILL, a lost
-  machine or session) leaves the finished parts there and a rerun with the same settings continues from them;
-  an error or Ctrl-C removes it as any temporary.
+  machine or session) or interrupted (Ctrl-C, SIGTERM) keeps the finished parts there and a rerun with the
+  same settings continues from them; other settings are refused without `overwrite`; an error removes it.
 - `OutputLock` is an exclusive lock per output (`.<name>.lock`, `flock`), naming the holder's pid.
 
 A place that cannot be written becomes one `UserError` naming the output, whichever step the OS refuses
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +33,7 @@ from typing import Iterable, Iterator
 
 from ..errors import UserError, unwritable, writing
 
+logger = logging.getLogger(__name__)
 _TEMP_RANDOM = r"[a-z0-9_]{8}"
 
 PathLike = str | os.PathLike
@@ -200,33 +203,35 @@ RESUME_STAMP = "resume.json"
 
 
 def partial_path(path: PathLike) -> Path:
-    """Where `resumable_directory` builds `path`."""
+    """The hidden folder a resumable build of `path` writes into until it is finished (and resumes from)."""
     path = Path(path)
     return path.parent / f".{path.name}.partial"
 
 
 @contextlib.contextmanager
-def resumable_directory(path: PathLike, stamp: str, *, inputs: Iterable[PathLike | None] = (),
+def resumable_directory(path: PathLike, stamp: dict, *, inputs: Iterable[PathLike | None] = (),
                         overwrite: bool = False) -> Iterator[Path]:
-    """`atomic_directory` whose unfinished folder outlives a killed process: it is `.<name>.partial` beside
-    `path`, holding `stamp` (a text naming everything that decides the content: settings, seed, inputs,
-    version). A later build with the same stamp gets that folder back with the parts finished so far (the
-    caller skips them; each part must itself be written atomically); another stamp starts from an empty one.
-    Published by rename on success; removed on an error or Ctrl-C."""
+    """`atomic_directory` for a folder of independent parts (a cross-validation's folds), built in
+    `partial_path(path)` with `stamp` (everything that decides the content: settings, seed, inputs, version)
+    beside the parts. A rerun with the same stamp gets the folder back with the parts finished so far (the
+    caller skips them; each part is itself written atomically); a partial folder with another stamp is refused
+    unless `overwrite`, which starts afresh. Published by rename on success; removed on an error; kept, with a
+    warning, when interrupted (Ctrl-C, SIGTERM) or killed."""
     path = prepare_output(path, inputs, overwrite, directory=True)
+    stamp = json.loads(json.dumps(stamp, default=str))  # as it reads back from the file
     _make_parent(path)
     with OutputLock(path):
         remove_stale_temporaries(path)
         partial = partial_path(path)
         marker = partial / RESUME_STAMP
         with writing(path):
-            if partial.exists() and not (marker.is_file() and marker.read_text(encoding="utf-8") == stamp):
-                shutil.rmtree(partial)
+            if partial.exists():
+                _check_partial(partial, stamp, overwrite)
             partial.mkdir(exist_ok=True)
             if not marker.is_file():
                 fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(marker), suffix=".tmp", dir=partial)
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(stamp)
+                    json.dump(stamp, handle, sort_keys=True, indent=1)
                 os.replace(tmp_name, marker)
         try:
             with writing(path):
@@ -234,9 +239,35 @@ def resumable_directory(path: PathLike, stamp: str, *, inputs: Iterable[PathLike
                 marker.unlink()
                 os.chmod(partial, 0o777 & ~_umask())
                 publish_directory(partial, path, overwrite)
-        except BaseException:
+        except Exception:
             shutil.rmtree(partial, ignore_errors=True)
             raise
+        except BaseException:
+            logger.warning("stopped; the finished parts are kept in %s: run the same command again to resume", partial)
+            raise
+
+
+def _check_partial(partial: Path, stamp: dict, overwrite: bool) -> None:
+    """Keep a partial folder made under `stamp`; otherwise remove it with `overwrite` or refuse, naming what
+    differs (a folder holding no finished part yet is removed)."""
+    try:
+        found = json.loads((partial / RESUME_STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = None
+    if found == stamp:
+        logger.info("resuming %s", partial)
+        return
+    if overwrite or not any(entry.is_dir() for entry in partial.iterdir()):
+        shutil.rmtree(partial)
+        return
+    found = found if isinstance(found, dict) else {}
+    changed = sorted(key for key in {*stamp, *found} if stamp.get(key) != found.get(key))
+    if "settings" in changed and isinstance(found.get("settings"), dict):
+        settings = stamp.get("settings", {})
+        changed[changed.index("settings")] = ", ".join(sorted(
+            key for key in {*settings, *found["settings"]} if settings.get(key) != found["settings"].get(key)))
+    raise UserError(f"{partial} holds a partial build made with other {'; '.join(changed)}; rerun the same "
+                    "command to resume it, or pass {overwrite} to start over", "overwrite")
 
 
 def publish_directory(finished: Path, path: Path, overwrite: bool) -> None:

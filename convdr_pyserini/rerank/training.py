@@ -214,16 +214,16 @@ class RerankTraining:
                                      [reranker.pair(teacher, p) for p in passage_ids]))
         return found
 
-    def stamp(self, seed: int) -> str:
-        """What decides the models of one seed (settings, inputs as found on disk, version): a build killed
-        outright resumes from its finished folds only under the same stamp (`io.atomic.resumable_directory`)."""
+    def stamp(self, seed: int) -> dict:
+        """What decides the models of one seed (settings, inputs as found on disk, version): a stopped training
+        resumes from its finished folds only under the same stamp (`io.atomic.resumable_directory`)."""
         from .._version import __version__
 
         settings = {key: value for key, value in dataclasses.asdict(self.config).items()
                     if key not in ("output", "overwrite", "command", "seed", "seeds")}
         inputs = [*self.inputs(), *([Path(self.config.topics)] if Path(self.config.topics).exists() else [])]
-        return json.dumps({"version": __version__, "seed": seed, "settings": settings,
-                           "inputs": {str(path): _fingerprint(path) for path in inputs}}, sort_keys=True, indent=1)
+        return {"version": __version__, "seed": seed, "settings": settings,
+                "inputs": {str(path): _fingerprint(path) for path in inputs}}
 
     def run(self, seed: int, output: Path) -> dict:
         from ..io.atomic import OutputLock, resumable_directory
