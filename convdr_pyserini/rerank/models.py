@@ -86,13 +86,14 @@ class CrossEncoder:
     def save(self, folder: str | os.PathLike, overwrite: bool = False, extra: dict | None = None) -> Path:
         """Write a Hugging Face sequence-classification folder (OpenMatch models are converted), atomically;
         `extra` goes to `reranker.json` beside it (how it was trained)."""
+        from .._progress import library_bars_on_terminal_only
         from ..io.atomic import atomic_directory
 
         if self.format != "huggingface":
             raise UserError(f"{self.source}: only Hugging Face cross-encoders are saved (this one is {self.format})")
         folder = Path(folder)
         model = self.model
-        with atomic_directory(folder, overwrite=overwrite) as tmp:
+        with atomic_directory(folder, overwrite=overwrite) as tmp, library_bars_on_terminal_only():
             model.save_pretrained(str(tmp), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp))
             if extra is not None:
