@@ -226,13 +226,13 @@ class RerankTraining:
                 "inputs": {str(path): _fingerprint(path) for path in inputs}}
 
     def run(self, seed: int, output: Path) -> dict:
-        from ..io.atomic import OutputLock, resumable_directory
+        from ..io.atomic import resumable_directory
 
         started = time.time()
         folds = [None] if self.folds is None else sorted(set(self.folds.values()))
         summary = {}
-        with OutputLock(output), resumable_directory(output, self.stamp(seed), inputs=self.inputs(),
-                                                     overwrite=self.config.overwrite) as folder:
+        with resumable_directory(output, self.stamp(seed), inputs=self.inputs(),
+                                 overwrite=self.config.overwrite) as folder:  # locks the output
             for fold in folds:
                 train_ids = [e.query_id for e in self.mined
                              if fold is None or self.folds[self.topic[e.query_id]] != fold]
@@ -265,7 +265,7 @@ class RerankTraining:
         elif (trained := _finished_metrics(teacher_folder)) is not None:
             teacher = CrossEncoderReranker(load_cross_encoder(teacher_folder, config.device), **options)
             metrics = trained
-            started -= trained["seconds"]
+            started -= trained.get("seconds", 0.0)
         else:
             teacher = CrossEncoderReranker(cross_encoder_from_encoder(config.init, seed, config.device), **options)
             examples = self.examples(teacher, train_ids)
