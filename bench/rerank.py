@@ -25,29 +25,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dense_search import alternating  # noqa: E402  (bench/ is the script's folder: the one alternating timer)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=32)
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every cross-encoder bench takes."""
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+
+
+def mini_passages() -> list[str]:
+    """The texts of the CAsT-20 mini collection, in its order."""
+    from convdr_pyserini import datasets
+
+    lines = (datasets.collection_jsonl("convdr/cast20/mini") / "docs.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["contents"] for line in lines]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    add_common_options(parser)
     args = parser.parse_args()
 
     import numpy as np
     import torch
     from sentence_transformers import CrossEncoder as STCrossEncoder
 
-    from convdr_pyserini import datasets
     from convdr_pyserini.rerank.models import cross_encoder_from_encoder
     from convdr_pyserini.rerank.reranker import CrossEncoderReranker
     from convdr_pyserini.resolve import load_topics
 
     torch.set_num_threads(args.threads)
     queries = [query.raw_utterance for query in load_topics("convdr/cast20/mini")]
-    lines = (datasets.collection_jsonl("convdr/cast20/mini") / "docs.jsonl").read_text(encoding="utf-8").splitlines()
-    passages = [json.loads(line)["contents"] for line in lines]
+    passages = mini_passages()
     pairs = [(queries[i % len(queries)], passages[(i * 7) % len(passages)]) for i in range(args.pairs)]
 
     with tempfile.TemporaryDirectory() as tmp:

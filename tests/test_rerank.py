@@ -315,6 +315,46 @@ def test_tiny_training_run_writes_folds_that_rerank_their_held_out_topics(mini_s
         (outputs[0] / "teacher" / "model" / "model.safetensors").read_bytes()
 
 
+@pytest.mark.parametrize("labels", [1, 2])
+def test_length_grouped_forwards_give_the_loss_and_gradients_of_one_padded_forward(tmp_path, labels):
+    """Training runs a batch's pairs in small length-sorted groups (less padding): the loss and every gradient
+    are those of one forward over the whole padded batch, on real mini queries and passages of mixed lengths
+    (dropout off: in training, its random masks are drawn per forward, so only their distribution is the same)."""
+    from convdr_pyserini import datasets
+    from convdr_pyserini.rerank import CrossEncoderReranker
+    from convdr_pyserini.rerank.training import PairExample, pair_loss
+    from convdr_pyserini.resolve import load_topics
+
+    reranker = CrossEncoderReranker(str(save_tiny_huggingface(tmp_path / "model", labels, seed=3)), max_length=96)
+    reranker.encoder.model.eval()
+    queries = [query.raw_utterance for query in load_topics("convdr/cast20/mini")][:4]
+    lines = (datasets.collection_jsonl("convdr/cast20/mini") / "docs.jsonl").read_text(encoding="utf-8").splitlines()
+    passages = reranker.passage_ids([json.loads(line)["contents"] for line in lines[:16]])
+    examples = [PairExample(str(i), [reranker.pair(reranker.query_ids(q, "raw"), p) for p in passages[4 * i:4 * i + 4]],
+                            [], np.random.default_rng(i).normal(size=(4, 32)).astype(np.float32))
+                for i, q in enumerate(queries)]
+    pairs = [pair for example in examples for pair in example.pairs]
+    assert len({len(ids) for ids, _ in pairs}) > 8  # padding to remove
+    with torch.no_grad():
+        padded = reranker.encoder.forward(*reranker.tensors(pairs))  # one forward, input order
+        for group in (16, 4, 1):
+            for value, expected in zip(reranker.forward_pairs(pairs, group), padded):
+                torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    found = []
+    for group in (16, 4, 1):
+        reranker.encoder.model.zero_grad()
+        loss = pair_loss(reranker, examples, 4, 1.0, 1.0, pairs_per_forward=group)
+        loss.backward()
+        found.append((loss.item(), {name: p.grad.clone() for name, p in reranker.encoder.model.named_parameters()
+                                    if p.grad is not None}))
+    (whole, gradients), *grouped = found
+    for loss, grads in grouped:
+        assert loss == pytest.approx(whole, rel=1e-5)
+        assert grads.keys() == gradients.keys()
+        for name, grad in grads.items():
+            torch.testing.assert_close(grad, gradients[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_cv_training_with_a_given_teacher_and_fold_reranking(mini_setup, tmp_path):
     """The path for a real MS MARCO teacher (here a tiny one): no teacher is trained; fold models rerank."""
     from convdr_pyserini.rerank.__main__ import main

@@ -79,6 +79,9 @@ def build_train_parser() -> argparse.ArgumentParser:
                         help="AdamW learning rate, constant (default 2e-5)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="turns per step (default 4)")
     parser.add_argument("--max-length", type=positive_int, default=256, help="tokens per pair (default 256)")
+    parser.add_argument("--pairs-per-forward", type=positive_int, default=4,
+                        help="pairs per forward pass, grouped by length (speed only; default 4, best on CPU; raise "
+                             "it on a GPU)")
     parser.add_argument("--cv", type=positive_int, help="cross-validation folds by topic (the shared fold rule)")
     parser.add_argument("--seed", type=int, default=42, help="seed (default 42)")
     parser.add_argument("--seeds", type=int, nargs="+", help="repeat once per seed into OUTPUT/seed-<s>")

@@ -93,6 +93,16 @@ class CrossEncoderReranker:
         device = self.encoder.device
         return ids.to(device), mask.to(device), types.to(device)
 
+    def forward_pairs(self, pairs: list[tuple[list[int], int]], group_size: int):
+        """(logits, [CLS] vectors) of pairs in input order, with gradients, from forward passes over groups of at
+        most `group_size` pairs of similar length: the same values as one padded forward, with less padding."""
+        import torch
+
+        groups = length_groups(pairs, group_size)
+        outputs = [self.encoder.forward(*self.tensors([pairs[index] for index in rows])) for rows in groups]
+        inverse = torch.as_tensor(np.argsort(np.concatenate(groups)), device=self.encoder.device)
+        return torch.cat([logits for logits, _ in outputs])[inverse], torch.cat([cls for _, cls in outputs])[inverse]
+
     # -- scoring -----------------------------------------------------------------------------------------
     def score_pairs(self, pairs: list[tuple[list[int], int]], progress: bool = False) -> np.ndarray:
         """float32 scores of ready pairs, computed in batches of similar length; output keeps input order."""
@@ -102,11 +112,9 @@ class CrossEncoderReranker:
 
         encoder = self.encoder
         scores = np.zeros(len(pairs), dtype=np.float32)
-        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
         with torch.inference_mode(), progress_bar(total=len(pairs), unit=" pairs", desc="reranking",
                                                   enabled=progress) as bar:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start:start + self.batch_size]
+            for rows in length_groups(pairs, self.batch_size):
                 logits, _ = encoder.forward(*self.tensors([pairs[index] for index in rows]), with_cls=False)
                 scores[rows] = encoder.scores(logits).float().cpu().numpy()
                 bar.update(len(rows))
@@ -153,6 +161,12 @@ class CrossEncoderReranker:
         first_stage = {"run": str(run.path) if run.path else run.name, **run.metadata}
         return Run.from_hits(reranked, name=run.name, tag=run.tag, sources=run.sources,
                              metadata={"first_stage": first_stage, "rerank": settings})
+
+
+def length_groups(pairs: list[tuple[list[int], int]], size: int) -> list[list[int]]:
+    """Indices of `pairs`, longest first, in groups of at most `size`: batches with little padding."""
+    order = sorted(range(len(pairs)), key=lambda index: -len(pairs[index][0]))
+    return [order[start:start + size] for start in range(0, len(order), size)]
 
 
 def read_run(run, topics: Topics) -> Run:

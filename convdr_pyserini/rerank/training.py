@@ -57,6 +57,7 @@ class RerankTrainConfig(LossChoice):
     lr: float = 2e-5
     batch_size: int = 4
     max_length: int = 256
+    pairs_per_forward: int = 4
     cv: int | None = None
     seed: int = 42
     seeds: list[int] | None = None
@@ -70,7 +71,8 @@ class RerankTrainConfig(LossChoice):
             raise UserError("{teacher_only} trains the teacher: give no {teacher}", "teacher_only", "teacher")
         if self.loss not in LOSSES:
             raise UserError(f"{{loss}} {self.loss!r} is not one of {', '.join(LOSSES)}", "loss")
-        for name in ("negatives", "pool", "epochs", "teacher_epochs", "batch_size", "max_length"):
+        for name in ("negatives", "pool", "epochs", "teacher_epochs", "batch_size", "max_length",
+                     "pairs_per_forward"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{{{name}}} must be a positive integer, got {value!r}", name)
@@ -93,12 +95,13 @@ class PairExample:
 
 
 def pair_loss(reranker, examples, normaliser: int, kd_weight: float, ranking_weight: float,
-              teacher_side: bool = False):
-    """The weighted KD (MSE to the targets) + ranking (cross-entropy, positive first) loss of a batch."""
+              teacher_side: bool = False, pairs_per_forward: int = 4):
+    """The weighted KD (MSE to the targets) + ranking (cross-entropy, positive first) loss of a batch, its
+    pairs run through the model in length-sorted groups of `pairs_per_forward` (less padding, same loss)."""
     import torch
 
     pairs = [pair for example in examples for pair in (example.teacher_pairs if teacher_side else example.pairs)]
-    logits, cls = reranker.encoder.forward(*reranker.tensors(pairs))
+    logits, cls = reranker.forward_pairs(pairs, pairs_per_forward)
     loss = cls.new_zeros(())
     if kd_weight:
         targets = torch.as_tensor(np.concatenate([example.target for example in examples]), device=cls.device)
@@ -272,7 +275,8 @@ class RerankTraining:
             result = fit(teacher.encoder, examples, epochs=config.teacher_epochs, lr=config.lr,
                          batch_size=config.batch_size, seed=seed, use_kd=False, use_ranking=True,
                          description=f"seed {seed} {where or 'all topics'}: teacher (ranking, manual rewrites)",
-                         loss_of=lambda batch, n: pair_loss(teacher, batch, n, 0.0, 1.0, teacher_side=True))
+                         loss_of=lambda batch, n: pair_loss(teacher, batch, n, 0.0, 1.0, teacher_side=True,
+                                                            pairs_per_forward=config.pairs_per_forward))
             metrics["teacher_loss_last_epoch"] = round(result.epoch_losses[-1], 8)
             metrics["seconds"] = round(time.time() - started, 1)
             teacher.encoder.save(teacher_folder, overwrite=True,
@@ -286,7 +290,8 @@ class RerankTraining:
                                                                       else 0.0)
         result = fit(student.encoder, examples, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                      seed=seed, use_kd=False, use_ranking=False, description=f"seed {seed} {where or 'all topics'}: student",
-                     loss_of=lambda batch, n: pair_loss(student, batch, n, kd, ranking))
+                     loss_of=lambda batch, n: pair_loss(student, batch, n, kd, ranking,
+                                                        pairs_per_forward=config.pairs_per_forward))
         metrics["student_loss_first_epoch"] = round(result.epoch_losses[0], 8)
         metrics["student_loss_last_epoch"] = round(result.epoch_losses[-1], 8)
         metrics["seconds"] = round(time.time() - started, 1)
