@@ -313,6 +313,12 @@ def test_tiny_training_run_writes_folds_that_rerank_their_held_out_topics(mini_s
             (outputs[1] / part / "model.safetensors").read_bytes()
     assert (outputs[0] / "model" / "model.safetensors").read_bytes() != \
         (outputs[0] / "teacher" / "model" / "model.safetensors").read_bytes()
+    # a trained model reranks the pairs it learned on: its training length unless told otherwise
+    from convdr_pyserini.rerank import CrossEncoderReranker
+
+    assert CrossEncoderReranker(str(outputs[0] / "model")).max_length == 64
+    assert CrossEncoderReranker(str(outputs[0] / "model"), max_length=128).max_length == 128
+    assert CrossEncoderReranker(str(root / "model")).max_length == 512  # not trained here: the usual 512
 
 
 @pytest.mark.parametrize("labels", [1, 2])

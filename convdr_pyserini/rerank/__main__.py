@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tag", help="run tag (default: the first stage's name)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="pairs per batch (default 32)")
-    parser.add_argument("--max-length", type=positive_int, default=512, help="tokens per pair (default 512)")
+    parser.add_argument("--max-length", type=positive_int,
+                        help="tokens per pair (default: the length a `rerank train` model was trained with, else 512)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (default cpu)")
     return parser
 

@@ -47,10 +47,11 @@ class CrossEncoder:
     """A loaded cross-encoder: tokenizer, model, and how its logits become one relevance score per pair."""
 
     def __init__(self, model: nn.Module, tokenizer, checkpoint_format: str, labels: int, source: str,
-                 device: str = "cpu"):
+                 device: str = "cpu", trained_max_length: int | None = None):
         from ..encode.models import _max_tokens
 
         self.model = model
+        self.trained_max_length = trained_max_length  # tokens per pair it was trained on (`rerank train` models)
         self.tokenizer = tokenizer
         self.format = checkpoint_format
         self.labels = labels
@@ -161,7 +162,22 @@ def _load_huggingface(folder: Path, device: str) -> CrossEncoder:
         raise UserError(f"reranker model {folder}: its weights lack {', '.join(missing[:3])} (not a "
                         f"{type(model).__name__} checkpoint)")
     model.load_state_dict({key: value.float() for key, value in state.items() if key in expected}, strict=False)
-    return CrossEncoder(model, _tokenizer(folder), "huggingface", config.num_labels, str(folder), device)
+    return CrossEncoder(model, _tokenizer(folder), "huggingface", config.num_labels, str(folder), device,
+                        _trained_max_length(folder))
+
+
+def _trained_max_length(folder: Path) -> int | None:
+    """The pair length a `rerank train` model was trained with (its `reranker.json`), None for other models."""
+    record = folder / "reranker.json"
+    if not record.is_file():
+        return None
+    try:
+        value = json.loads(record.read_text(encoding="utf-8"))["config"]["max_length"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{record}: not a training record of `rerank train` (no config.max_length)") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{record}: config.max_length {value!r} is not a positive integer")
+    return value
 
 
 def _load_openmatch(file: Path, folder: Path, device: str) -> CrossEncoder:

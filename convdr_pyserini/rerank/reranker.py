@@ -23,25 +23,34 @@ from ..io.topics import Topics
 
 DEFAULT_DEPTH = 100
 DEFAULT_BATCH = 32
+DEFAULT_MAX_LENGTH = 512
 
 
 class CrossEncoderReranker:
-    """A cross-encoder (a model folder, an OpenMatch checkpoint, or a loaded `CrossEncoder`) and its settings."""
+    """A cross-encoder (a model folder, an OpenMatch checkpoint, or a loaded `CrossEncoder`) and its settings.
+
+    `max_length` (tokens per pair) defaults to the length a `rerank train` model was trained with, so that it
+    reranks the pairs it learned on, else 512; it is capped by the model's positions."""
 
     def __init__(self, model, collection: str | os.PathLike | None = None, *, device: str = "cpu",
-                 batch_size: int = DEFAULT_BATCH, max_length: int = 512, max_query_length: int = 64,
+                 batch_size: int = DEFAULT_BATCH, max_length: int | None = None, max_query_length: int = 64,
                  max_concat_length: int = 256, truncate: str = "keep-current",
                  max_response_length: int | None = None):
         from ..encode.inputs import InputBuilder
         from .models import CrossEncoder, load_cross_encoder
 
-        for name, value in (("batch_size", batch_size), ("max_length", max_length),
-                            ("max_query_length", max_query_length), ("max_concat_length", max_concat_length)):
+        given = {"batch_size": batch_size, "max_length": max_length, "max_query_length": max_query_length,
+                 "max_concat_length": max_concat_length}
+        for name, value in given.items():
+            if name == "max_length" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{{{name}}} must be a positive integer, got {value!r}", name)
         self.encoder = model if isinstance(model, CrossEncoder) else load_cross_encoder(model, device)
         self.collection = None if collection is None else str(collection)
         self.batch_size = batch_size
+        if max_length is None:
+            max_length = self.encoder.trained_max_length or DEFAULT_MAX_LENGTH
         self.max_length = min(max_length, self.encoder.max_tokens)
         self.max_query_length = max_query_length
         self.max_concat_length = max_concat_length
