@@ -370,6 +370,7 @@ def test_cv_training_with_a_given_teacher_and_fold_reranking(mini_setup, tmp_pat
     run = str(root / "bm25.trec")
     assert main(["train", "--topics", "convdr/cast20/mini", "--run", run, "--teacher", str(teacher), "--loss", "kd",
                  "--negatives", "2", "--pool", "4", "--max-length", "48", "--cv", "5", "--batch-size", "16",
+                 "--pairs-per-forward", "8",
                  "--collection", str(root / "lucene"), "--output", str(tmp_path / "cv")]) == 0
     assert sorted(p.name for p in (tmp_path / "cv").iterdir() if p.is_dir()) == [f"fold-{k}" for k in range(5)]
     assert main(["--run", run, "--topics", "convdr/cast20/mini", "--query", "no_res", "--model", str(tmp_path / "cv"),
