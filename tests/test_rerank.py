@@ -377,6 +377,10 @@ def test_cv_training_with_a_given_teacher_and_fold_reranking(mini_setup, tmp_pat
                  "--depth", "2", "--max-length", "48", "--output", str(tmp_path / "cv.trec")]) == 0
     sidecar = json.loads((tmp_path / "cv.trec.json").read_text())
     assert sidecar["rerank"]["folds"] == [0, 1, 2, 3, 4]
+    # without --max-length the trained models rerank at their training length (48), not at 512
+    assert main(["--run", run, "--topics", "convdr/cast20/mini", "--query", "no_res", "--model", str(tmp_path / "cv"),
+                 "--depth", "2", "--output", str(tmp_path / "cv-default.trec")]) == 0
+    assert json.loads((tmp_path / "cv-default.trec.json").read_text())["rerank"]["max_length"] == 48
 
 
 def test_a_matrix_trains_a_shared_teacher_once_and_its_students_equal_a_joint_training(mini_setup, tmp_path, caplog):

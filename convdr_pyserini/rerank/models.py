@@ -23,6 +23,8 @@ from ..encode.cards import CARD_FILE, WEIGHT_FILES
 from ..encode.models import read_state_dict
 from ..errors import UserError
 
+TRAINING_RECORD = "reranker.json"  # written by `rerank train` beside each model it saves
+
 OPENMATCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 BI_ENCODER_FILES = (CARD_FILE, "modules.json")  # an encoder card; a sentence-transformers bi-encoder
 
@@ -98,7 +100,7 @@ class CrossEncoder:
             model.save_pretrained(str(tmp), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp))
             if extra is not None:
-                (tmp / "reranker.json").write_text(json.dumps(extra, indent=2, sort_keys=True, default=str) + "\n",
+                (tmp / TRAINING_RECORD).write_text(json.dumps(extra, indent=2, sort_keys=True, default=str) + "\n",
                                                    encoding="utf-8")
         return folder
 
@@ -166,17 +168,26 @@ def _load_huggingface(folder: Path, device: str) -> CrossEncoder:
                         _trained_max_length(folder))
 
 
+def read_training_record(folder: Path) -> dict | None:
+    """The `reranker.json` that `rerank train` saves beside a model (how it was trained), None when there is none."""
+    from ..io.text import read_json
+
+    record = folder / TRAINING_RECORD
+    return read_json(record) if record.is_file() else None
+
+
 def _trained_max_length(folder: Path) -> int | None:
     """The pair length a `rerank train` model was trained with (its `reranker.json`), None for other models."""
-    record = folder / "reranker.json"
-    if not record.is_file():
+    record = read_training_record(folder)
+    if record is None:
         return None
     try:
-        value = json.loads(record.read_text(encoding="utf-8"))["config"]["max_length"]
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{record}: not a training record of `rerank train` (no config.max_length)") from None
+        value = record["config"]["max_length"]
+    except (KeyError, TypeError):
+        raise UserError(f"{folder / TRAINING_RECORD}: not a training record of `rerank train` (no config.max_length)") \
+            from None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{record}: config.max_length {value!r} is not a positive integer")
+        raise UserError(f"{folder / TRAINING_RECORD}: config.max_length {value!r} is not a positive integer")
     return value
 
 

@@ -39,11 +39,10 @@ class CrossEncoderReranker:
         from ..encode.inputs import InputBuilder
         from .models import CrossEncoder, load_cross_encoder
 
-        given = {"batch_size": batch_size, "max_length": max_length, "max_query_length": max_query_length,
-                 "max_concat_length": max_concat_length}
-        for name, value in given.items():
-            if name == "max_length" and value is None:
-                continue
+        sizes = {"batch_size": batch_size, "max_query_length": max_query_length, "max_concat_length": max_concat_length}
+        if max_length is not None:  # None: the model's trained length
+            sizes["max_length"] = max_length
+        for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{{{name}}} must be a positive integer, got {value!r}", name)
         self.encoder = model if isinstance(model, CrossEncoder) else load_cross_encoder(model, device)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -312,8 +311,10 @@ class RerankTraining:
 
 def _finished_metrics(model_folder: Path) -> dict | None:
     """The metrics recorded with a model saved by this training (None when it is not there)."""
-    record = model_folder / "reranker.json"
-    return json.loads(record.read_text(encoding="utf-8"))["metrics"] if record.is_file() else None
+    from .models import read_training_record
+
+    record = read_training_record(model_folder)
+    return None if record is None else record["metrics"]
 
 
 def _fingerprint(path: Path) -> list:
@@ -325,8 +326,11 @@ def _fingerprint(path: Path) -> list:
 
 def _records(folder: Path) -> list[dict]:
     """The students' `reranker.json` records of a training output, or the teachers' when it trained no student."""
-    paths = sorted(folder.glob("*/reranker.json")) or sorted(folder.glob(f"{TEACHER_FOLDER}/*/reranker.json"))
-    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    from .models import TRAINING_RECORD, read_training_record
+
+    folders = sorted(path.parent for path in folder.glob(f"*/{TRAINING_RECORD}")) or \
+        sorted(path.parent for path in folder.glob(f"{TEACHER_FOLDER}/*/{TRAINING_RECORD}"))
+    return [read_training_record(model_folder) for model_folder in folders]
 
 
 def trained_command(folder: str | Path) -> str | None:
