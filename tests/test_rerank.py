@@ -383,10 +383,12 @@ def test_cv_training_with_a_given_teacher_and_fold_reranking(mini_setup, tmp_pat
     assert json.loads((tmp_path / "cv-default.trec.json").read_text())["rerank"]["max_length"] == 48
 
 
-def test_a_matrix_trains_a_shared_teacher_once_and_its_students_equal_a_joint_training(mini_setup, tmp_path, caplog):
-    """Conditions of a matrix with the same teacher stage share one training; a student of that `teacher_only`
-    teacher is byte-identical to one trained together with its teacher; and a fold teacher is refused without
-    the same folds (it could have seen the student's test fold)."""
+def test_a_matrix_trains_a_shared_teacher_once_and_its_students_equal_a_joint_training(mini_setup, tmp_path, caplog,
+                                                                                       capsys):
+    """Conditions of a matrix with the same teacher stage share one training; their finished runs are reused
+    without the models, until a stage changes; a student of that `teacher_only` teacher is byte-identical to one
+    trained together with its teacher; and a fold teacher is refused without the same folds (it could have seen
+    the student's test fold)."""
     import logging
 
     import yaml
@@ -416,7 +418,44 @@ def test_a_matrix_trains_a_shared_teacher_once_and_its_students_equal_a_joint_tr
     assert sorted(p.name for p in shared.iterdir()) == ["teacher"]
     assert not (models / "shared" / "student-kd" / "seed-5" / "teacher").exists()
     assert f"reusing {shared}" in caplog.text
-    assert "| `student-kd` |" in matrix.with_suffix(".md").read_text()
+    table = matrix.with_suffix(".md").read_text()
+    assert "| `student-kd` |" in table
+    run_bytes = {path.name: path.read_bytes() for path in (tmp_path / "runs" / "shared").glob("*.seed-5.trec")}
+    assert sorted(run_bytes) == ["student-kd.seed-5.trec", "teacher-manual.seed-5.trec"]
+
+    # finished runs are reused without their models (gone here, as on a fresh machine): nothing is trained
+    import shutil
+    moved = tmp_path / "models-before"
+    shutil.move(models, moved)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="convdr_pyserini"):
+        assert reproduce_main([str(matrix), "--runs-dir", str(tmp_path / "runs"), "--models-dir", str(models),
+                               "--overwrite"]) == 0
+    assert "training reranker stage" not in caplog.text and not models.exists()
+    assert caplog.text.count("(trained as the matrix says)") == 2
+    assert matrix.with_suffix(".md").read_text() == table
+    # a changed stage retrains the conditions that use it, only those, and only for the seed asked for
+    document = yaml.safe_load(matrix.read_text())
+    document["seeds"] = [5, 6]
+    document["conditions"][1]["train"][1]["lr"] = 5e-4
+    matrix.write_text(yaml.safe_dump(document))
+    assert reproduce_main([str(matrix), "--seed", "7"]) == 2
+    assert "error: --seed 7: " in capsys.readouterr().err
+    caplog.clear()
+    matrix.with_suffix(".md").unlink()
+    with caplog.at_level(logging.INFO, logger="convdr_pyserini"):
+        assert reproduce_main([str(matrix), "--seed", "5", "--runs-dir", str(tmp_path / "runs"), "--models-dir",
+                               str(models)]) == 0
+    assert caplog.text.count("training reranker stage") == 2  # student-kd's teacher (gone) and its student
+    assert "[teacher-manual seed 5] reusing" in caplog.text
+    assert not matrix.with_suffix(".md").exists() and not list((tmp_path / "runs" / "shared").glob("*seed-6*"))
+    runs = tmp_path / "runs" / "shared"
+    assert (runs / "teacher-manual.seed-5.trec").read_bytes() == run_bytes["teacher-manual.seed-5.trec"]
+    recorded = json.loads((runs / "student-kd.seed-5.trec.json").read_text())["training"]
+    assert recorded["seed"] == 5 and recorded["stages"][1]["lr"] == 5e-4 and recorded["stages"][1]["teacher"] == \
+        "{teacher}"
+    shutil.rmtree(models)
+    shutil.move(moved, models)
 
     train_reranker(RerankTrainConfig(**settings, output=str(tmp_path / "together"), loss="kd", seed=5))
     weights = lambda folder, fold: (folder / f"fold-{fold}" / "model.safetensors").read_bytes()  # noqa: E731

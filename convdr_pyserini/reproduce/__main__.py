@@ -9,10 +9,12 @@ cast20-mini-nested, cast20-mini-rerank).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
 from .._cli import ArgumentParser, add_ray_options, cli_main, ray_cluster
+from ..errors import UserError
 
 logger = logging.getLogger("convdr_pyserini.reproduce")
 
@@ -26,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("matrix", help="a matrix file (e.g. evaluation/cast20.yaml) or a packaged matrix name")
     parser.add_argument("--condition", metavar="NAME", help="only this condition (the .md table is then not written)")
+    parser.add_argument("--seed", type=int, metavar="S",
+                        help="only this one of the matrix's seeds (the .md table is then not written): several "
+                             "processes or machines can share a matrix's seeds, each with its own --seed")
     parser.add_argument("--table", metavar="FILE.md",
                         help="where to write the generated table (default: the matrix path with .md; for a packaged "
                              "matrix, NAME.md in the working directory)")
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _table_path(args: argparse.Namespace, matrix) -> Path | None:
     from .matrix import packaged_matrices
 
-    if args.condition:
+    if args.condition or args.seed is not None:
         return None
     if args.table:
         return Path(args.table)
@@ -59,6 +64,10 @@ def main(args: argparse.Namespace) -> int:
 
     cluster = ray_cluster(args)
     matrix = load_matrix(args.matrix)
+    if args.seed is not None:
+        if args.seed not in matrix.seeds:
+            raise UserError(f"--seed {args.seed}: {matrix.path} has the seeds {', '.join(map(str, matrix.seeds))}")
+        matrix = dataclasses.replace(matrix, seeds=[args.seed])
     table = _table_path(args, matrix)
     plot = None
     if table is not None:

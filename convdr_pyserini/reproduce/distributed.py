@@ -48,7 +48,7 @@ def train_on_ray(runner: Runner, conditions: list[Condition], cluster: RayCluste
             runner.prepare(_references(condition))
         except UserError:
             continue  # the sequential pass reports it
-        jobs += [(condition, seed) for seed in runner.matrix.seeds]
+        jobs += [(condition, seed) for seed in runner.matrix.seeds if runner.finished_run(condition, seed) is None]
     if not jobs:
         return
     ray = connect(cluster)

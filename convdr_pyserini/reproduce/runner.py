@@ -2,9 +2,11 @@
 them, and compare with the expected scores.
 
 Everything it makes lives under its own folders (`runs_dir`, `models_dir`), keyed by matrix and condition, so a
-rerun reuses what is finished: a run whose sidecar records the same search, a model whose card records the same
-training (a reranker stage: also one that another condition trained with the same settings and seed); anything
-else is made again. A condition whose required files are absent is skipped, naming them.
+rerun reuses what is finished: a run whose sidecar records the same search (and, for a trained condition, the
+same training stages and seed: such a run is reused without training, even when its models are gone), a model
+whose card records the same training (a reranker stage: also one that another condition trained with the same
+settings and seed); anything else is made again. A condition whose required files are absent is skipped, naming
+them.
 """
 from __future__ import annotations
 
@@ -132,19 +134,54 @@ class Runner:
         names = (condition.nested or {}).get("candidates", [])
         return set().union(*(_references(self.matrix.condition(name)) for name in names)) if names else set()
 
-    def search(self, settings: dict, output: Path, where: str) -> Path:
-        """Run a search (or reuse the run at `output` when its sidecar records the same search)."""
-        from ..io.runs import sidecar_path
+    def search(self, settings: dict, output: Path, where: str, training: dict | None = None) -> Path:
+        """Run a search (or reuse the run at `output` when its sidecar records the same search and `training`,
+        the record of the training its model comes from); the sidecar records `training`."""
+        from ..io.runs import sidecar_path, write_sidecar
         from ..search import SearchSpec
 
         spec = SearchSpec.from_mapping(substitute(settings, self.outputs, where), where)
-        recorded = _read_json(sidecar_path(output)).get("search") if output.is_file() else None
-        if recorded is not None and recorded == json.loads(json.dumps(_spec_dict(spec), default=str)):
+        recorded = _read_json(sidecar_path(output)) if output.is_file() else {}
+        if recorded.get("search") == _plain(_spec_dict(spec)) and recorded.get("training") == training:
             logger.info("[%s] reusing %s", where, output)
             return output
         logger.info("[%s] searching: %s", where, _describe(spec))
         spec.execute(output, overwrite=True)
+        if training is not None:
+            write_sidecar(output, {**_read_json(sidecar_path(output)), "training": training}, inputs=spec.inputs())
         return output
+
+    def training_record(self, condition: Condition, seed: int, seconds: float | None = None) -> dict:
+        """What a trained condition's run depends on besides its search: its stages as the matrix gives them
+        (the prepared inputs located, earlier stages named) and the seed; `seconds`, the time the training took."""
+        named = {str(stage.get("name", f"stage-{n}")): "{%s}" % stage.get("name", f"stage-{n}")
+                 for n, stage in enumerate(condition.train)}
+        stages = substitute(condition.train, {**self.outputs, **named}, f"{self.matrix.path}: {condition.name}")
+        return _plain({"stages": stages, "seed": seed, **({} if seconds is None else {"seconds": seconds})})
+
+    def finished_run(self, condition: Condition, seed: int) -> tuple[Path, float] | None:
+        """(run, training seconds) when the condition's run of `seed` is finished: its sidecar records the same
+        training and the same search with the model it trained (wherever that model was); else None."""
+        from ..io.runs import sidecar_path
+        from ..search import SearchSpec
+
+        run = self.run_path(condition, seed)
+        recorded = _read_json(sidecar_path(run)) if run.is_file() else {}
+        training, search = recorded.get("training"), recorded.get("search")
+        if not isinstance(training, dict) or not isinstance(search, dict):
+            return None
+        seconds = training.get("seconds", 0.0)
+        setting = _model_setting(condition)
+        settings = _trained_search(condition, search.get(setting))
+        try:
+            spec = SearchSpec.from_mapping(substitute(settings, self.outputs, condition.name), condition.name)
+        except UserError:
+            return None
+        same = self.training_record(condition, seed, seconds) == training and _plain(_spec_dict(spec)) == search
+        return (run, float(seconds)) if same else None
+
+    def run_path(self, condition: Condition, seed: int) -> Path:
+        return self.runs_dir / f"{condition.name}.seed-{seed}.trec"
 
     def prepare(self, names: set[str]) -> None:
         """Run the preparation steps named in `names` (and those they use) that have not run yet."""
@@ -194,14 +231,16 @@ class Runner:
                 result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
             else:
                 for seed in self.matrix.seeds:
-                    model, seconds = self.train(condition, seed)
-                    if condition.train[-1].get("kind") == "reranker":  # the search reranks with the model
-                        settings = {**condition.search, "rerank": model}
+                    finished = self.finished_run(condition, seed)
+                    if finished is not None:
+                        logger.info("[%s seed %d] reusing %s (trained as the matrix says)", condition.name, seed,
+                                    finished[0])
+                        run, seconds = finished
                     else:
-                        settings = {**condition.search, **({"cv": model} if "cv" in condition.train[-1] else
-                                                           {"encoder": model, "retriever": "dense"})}
-                    run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
-                    result.runs.append(self.search(settings, run, f"{condition.name} seed {seed}"))
+                        model, seconds = self.train(condition, seed)
+                        run = self.search(_trained_search(condition, model), self.run_path(condition, seed),
+                                          f"{condition.name} seed {seed}", self.training_record(condition, seed, seconds))
+                    result.runs.append(run)
                     result.train_seconds.append(seconds)
         except InvalidInput as error:
             result.error = f"{len(error.problems)} problem(s) in the inputs, the first: {error.problems[0]}"
@@ -277,6 +316,23 @@ class Runner:
         run = self.runs_dir / f"{condition.name}.seed-{seed}.trec"
         Run.read(result.run_path).write(run, overwrite=True, tag=condition.name)
         return {**result.to_mapping(), "run": str(run)}
+
+
+def _model_setting(condition: Condition) -> str:
+    """The search setting that takes a trained condition's model."""
+    last = condition.train[-1]
+    return "rerank" if last.get("kind") == "reranker" else "cv" if "cv" in last else "encoder"
+
+
+def _trained_search(condition: Condition, model: str | None) -> dict:
+    """The condition's search with its trained model: a reranker reranks, a CV folder or encoder searches."""
+    setting = _model_setting(condition)
+    return {**condition.search, setting: model, **({"retriever": "dense"} if setting == "encoder" else {})}
+
+
+def _plain(value):
+    """`value` as JSON gives it back (paths as strings, tuples as lists): what a sidecar holds."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _spec_dict(spec) -> dict:
