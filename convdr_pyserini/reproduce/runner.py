@@ -138,9 +138,8 @@ class Runner:
         """Run a search (or reuse the run at `output` when its sidecar records the same search and `training`,
         the record of the training its model comes from); the sidecar records `training`."""
         from ..io.runs import sidecar_path, write_sidecar
-        from ..search import SearchSpec
 
-        spec = SearchSpec.from_mapping(substitute(settings, self.outputs, where), where)
+        spec = self.search_spec(settings, where)
         recorded = _read_json(sidecar_path(output)) if output.is_file() else {}
         if recorded.get("search") == _plain(_spec_dict(spec)) and recorded.get("training") == training:
             logger.info("[%s] reusing %s", where, output)
@@ -151,11 +150,17 @@ class Runner:
             write_sidecar(output, {**_read_json(sidecar_path(output)), "training": training}, inputs=spec.inputs())
         return output
 
+    def search_spec(self, settings: dict, where: str):
+        """The `SearchSpec` of a matrix's search settings, the prepared steps' outputs put in."""
+        from ..search import SearchSpec
+
+        return SearchSpec.from_mapping(substitute(settings, self.outputs, where), where)
+
     def training_record(self, condition: Condition, seed: int, seconds: float | None = None) -> dict:
         """What a trained condition's run depends on besides its search: its stages as the matrix gives them
         (the prepared inputs located, earlier stages named) and the seed; `seconds`, the time the training took."""
-        named = {str(stage.get("name", f"stage-{n}")): "{%s}" % stage.get("name", f"stage-{n}")
-                 for n, stage in enumerate(condition.train)}
+        names = [str(stage.get("name", f"stage-{n}")) for n, stage in enumerate(condition.train)]
+        named = {name: "{%s}" % name for name in names}
         stages = substitute(condition.train, {**self.outputs, **named}, f"{self.matrix.path}: {condition.name}")
         return _plain({"stages": stages, "seed": seed, **({} if seconds is None else {"seconds": seconds})})
 
@@ -163,7 +168,6 @@ class Runner:
         """(run, training seconds) when the condition's run of `seed` is finished: its sidecar records the same
         training and the same search with the model it trained (wherever that model was); else None."""
         from ..io.runs import sidecar_path
-        from ..search import SearchSpec
 
         run = self.run_path(condition, seed)
         recorded = _read_json(sidecar_path(run)) if run.is_file() else {}
@@ -171,10 +175,8 @@ class Runner:
         if not isinstance(training, dict) or not isinstance(search, dict):
             return None
         seconds = training.get("seconds", 0.0)
-        setting = _model_setting(condition)
-        settings = _trained_search(condition, search.get(setting))
         try:
-            spec = SearchSpec.from_mapping(substitute(settings, self.outputs, condition.name), condition.name)
+            spec = self.search_spec(_trained_search(condition, search.get(_model_setting(condition))), condition.name)
         except UserError:
             return None
         same = self.training_record(condition, seed, seconds) == training and _plain(_spec_dict(spec)) == search
