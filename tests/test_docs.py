@@ -28,6 +28,7 @@ def test_readme_headline_table_is_the_generated_one():
     ("cast20-mini-training.md", "training.md"),
     ("cast20-mini-nested.md", "training.md"),
     ("cast21.md", "cast21.md"),
+    ("cast20-mini-rerank.md", "reranking.md"),
 ])
 def test_experiment_tables_quoted_in_the_docs_are_the_generated_ones(generated, page):
     table = table_block((ROOT / "evaluation" / generated).read_text(encoding="utf-8"), "| condition |")
