@@ -1,6 +1,7 @@
 # Two commands: `make demo` and `make test`. Both create .venv if missing and install the package.
-# `make test-slow` runs the slow tests, `make bench` the benchmarks, `make experiments` the matrices on
-# convdr/cast20/mini (after `make demo`, which builds their indexes; hours on 2 CPU cores).
+# `make test-slow` runs the slow tests, `make test-guide` docs/full-scale.md in miniature, `make bench` the
+# benchmarks, `make experiments` the matrices on convdr/cast20/mini (after `make demo`, which builds their indexes;
+# hours on 2 CPU cores).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,7 +15,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow bench experiments fidelity-env fidelity clean
+.PHONY: install demo test test-slow test-guide bench experiments fidelity-env fidelity clean
 
 install: $(STAMP)
 
@@ -34,6 +35,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# docs/full-scale.md run verbatim on miniature inputs (about 15 minutes on 2 cores; CI runs it)
+test-guide: $(STAMP)
+	$(PY) -m pytest -q -m slow tests/test_full_scale.py
 
 bench: $(STAMP)
 	for script in bench/*.py; do [ $$script = bench/gpu_encode.py ] || $(PY) $$script || exit 1; done

@@ -15,7 +15,8 @@ def _full_scale_files_present() -> bool:
     root = EVALUATION.parent
     for name in ("cast19", "cast20", "orquac"):
         for condition in yaml.safe_load((EVALUATION / f"{name}.yaml").read_text())["conditions"]:
-            if any((root / path).exists() for path in condition.get("requires", [])):
+            if any((root / path.replace("{seed}", str(seed))).exists() for path in condition.get("requires", [])
+                   for seed in (1, 2, 3, 42)):
                 return True
     return False
 
@@ -56,12 +57,12 @@ def test_cast20_matrix_reproduces_published_runs_and_skips_full_scale(tmp_path, 
     assert any(line.startswith("grill-original-reranked") and "nDCG@3" in line and "measured 0.1536" in line
                for line in grill)
     full_scale = [line for line in out if line.startswith(("ance-", "convdr-"))]
-    missing = "skipped (missing: indexes/cast-ance-msmarco-passage/index"
+    missing = "skipped (missing: indexes/cast-ance-msmarco-passage.ivfpq/index"
     assert full_scale and all(missing in line for line in full_scale)
-    assert out[-1] == "10 OK, 0 FAIL, 8 skipped"
+    assert out[-1] == "10 OK, 0 FAIL, 10 skipped"
     markdown = table.read_text()
     assert "| `grill-human-reranked` |" in markdown and "| nDCG@3 | 0.4789 | 0.4789 | OK |" in markdown
-    assert markdown.count("skipped (missing:") == 8
+    assert markdown.count("skipped (missing:") == 10
 
 
 @needs_fresh_clone
@@ -220,3 +221,18 @@ def test_cast21_table_matches_an_independent_ir_measures_computation(shared_data
     assert len(table) == len(expected) == 36
     assert table == expected
     assert table["org-manual-ance-published", "nDCG@3"] == 0.5300 and table["org-manual-ance-maxp", "nDCG@3"] == 0.5482
+
+
+def test_a_search_naming_seed_runs_once_per_seed_and_names_each_missing_model(tmp_path):
+    """Models trained outside the matrix with `train --seeds` (OUTPUT/seed-S): `{seed}` in a condition's search and
+    requires stands for each of the matrix's seeds."""
+    from convdr_pyserini.reproduce.matrix import load_matrix
+    from convdr_pyserini.reproduce.runner import missing_files, seeded, with_seed
+
+    matrix = load_matrix(EVALUATION / "cast19.yaml")
+    condition = matrix.condition("convdr-kd")
+    assert seeded(condition) and not seeded(matrix.condition("ance-manual")) and matrix.seeds == [1, 2, 3]
+    assert with_seed(condition.search, 2)["cv"] == "encoders/convdr-kd-cast19/seed-2"
+    missing = missing_files(condition, matrix.seeds)
+    assert [path for path in missing if path.startswith("encoders/")] == [
+        f"encoders/convdr-kd-cast19/seed-{seed}/fold-0" for seed in (1, 2, 3)]

@@ -149,11 +149,13 @@ def _decode(cbor, strict: _StrictReader, path: Path, at: Position):
         ) from None
 
 
-def _paragraph(item, path: Path, end: Position):
+def _paragraph(item, path: Path, end: Position, text: bool = False):
+    """The trec-car-tools `Paragraph` of a decoded item (with `text`: its id and text)."""
     from trec_car.read_data import Paragraph
 
     try:
-        return Paragraph.from_cbor(item)
+        paragraph = Paragraph.from_cbor(item)
+        return (paragraph.para_id, paragraph.get_text()) if text else paragraph
     except Exception as error:  # trec-car-tools indexes into the decoded item without checks
         raise UserError(
             f"{path}: malformed TREC CAR paragraph {end.number:,} (ends at byte {end.offset:,}): "
@@ -164,8 +166,8 @@ def _paragraph(item, path: Path, end: Position):
 def car_paragraphs(path: Path, start: Position = Position()) -> Iterator[Record]:
     """(`CAR_<para_id>`, text) of a TREC CAR paragraph cbor, read with trec-car-tools, in file order."""
     for item, end in _car_items(path, start):
-        paragraph = _paragraph(item, path, end)
-        yield Record(f"CAR_{paragraph.para_id}", flat_text(paragraph.get_text()), end)
+        para_id, text = _paragraph(item, path, end, text=True)
+        yield Record(f"CAR_{para_id}", flat_text(text), end)
 
 
 def car_paragraph_ids(path: Path) -> Iterator[tuple[str, Position]]:

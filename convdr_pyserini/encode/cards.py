@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Any
 
 from .. import files
 from ..errors import UserError
+
+logger = logging.getLogger(__name__)
 
 ARCHITECTURES = ("rdot_nll", "dpr", "mean")
 TRUNCATIONS = ("convdr", "keep-current")
@@ -30,6 +34,11 @@ _FIELD_TYPES = {"name": str, "normalize": bool, "dimension": int, "max_query_len
 _OPTIONAL = {"dimension", "tokenizer", "training", "training_defaults", "max_response_length"}
 TRAINING_DEFAULT_KEYS = ("kd_weight", "ranking_weight", "temperature")
 _KIND_NAMES = {str: "a string", bool: "true or false", int: "a positive integer", dict: "a mapping"}
+# where published weights come from: a local `path`, a `python_package`, or published files (`file` under the data
+# mirror or cache, `url`, a Hugging Face `hub` repository), checked against `sha256`
+WEIGHT_SOURCES = ("path", "python_package", "file", "url", "hub")
+WEIGHT_KEYS = WEIGHT_SOURCES + ("sha256", "revision", "original_url", "upstream")
+HUB_FILES = ("*.json", "*.txt", "*.safetensors", "pytorch_model.bin", "1_Pooling/*", "2_Dense/*", "3_LayerNorm/*")
 
 
 USER_MODELS = Path("encoders")  # trained models by name, relative to the working directory
@@ -79,6 +88,9 @@ class EncoderCard:
                 raise UserError(f"{where}: {name} is {value!r}, expected {_KIND_NAMES[kind]}")
             if kind is int and value < 1:
                 raise UserError(f"{where}: {name} is {value}, expected a positive integer")
+        unknown = sorted(set(self.weights) - set(WEIGHT_KEYS))
+        if unknown:
+            raise UserError(f"{where}: weights.{unknown[0]} is not one of {', '.join(WEIGHT_KEYS)}")
         for key, value in (self.training_defaults or {}).items():
             if key not in TRAINING_DEFAULT_KEYS:
                 raise UserError(f"{where}: training_defaults.{key} is not one of {', '.join(TRAINING_DEFAULT_KEYS)}")
@@ -157,7 +169,8 @@ class EncoderCard:
                           overwrite=overwrite)
 
     def weights_location(self) -> Path:
-        """Local path of the weights (folder or checkpoint file), downloading them into the cache if needed."""
+        """Local path of the weights (folder or checkpoint file), fetching published weights into the cache if
+        needed (see `published_weights`)."""
         weights = self.weights
         if "path" in weights:
             path = Path(os.path.expanduser(str(weights["path"])))
@@ -169,9 +182,19 @@ class EncoderCard:
             return path
         if "python_package" in weights:
             return _package_weights(self.name, weights["python_package"])
-        if "url" in weights:
-            return _downloaded_weights(self.name, weights["url"], weights.get("sha256"))
-        raise UserError(f"encoder card {self.name}: `weights` needs one of path, python_package, url")
+        if any(key in weights for key in ("file", "url", "hub")):
+            return published_weights(self.name, weights)
+        raise UserError(f"encoder card {self.name}: `weights` needs one of {', '.join(WEIGHT_SOURCES)}")
+
+    @property
+    def held_out_topics(self) -> tuple[str, list[int]] | None:
+        """(topics it was trained on, topic numbers its cross-validation fold held out) for a fold model, else None."""
+        training = self.training or {}
+        held = training.get("heldout_topics")
+        if training.get("fold") is None or not training.get("topics") or not isinstance(held, list) or not held \
+                or not all(isinstance(topic, int) and not isinstance(topic, bool) for topic in held):
+            return None
+        return str(training["topics"]), list(held)
 
     def tokenizer_location(self) -> str:
         """Folder (or hub name) to load the tokenizer from."""
@@ -224,12 +247,8 @@ def resolve_card(name_or_path: str | os.PathLike | EncoderCard) -> EncoderCard:
         if (path / CARD_FILE).is_file():
             card = load_card_file(path / CARD_FILE)
             return card if card.weights else dataclasses.replace(card, weights={"path": "."})
-        if _is_sentence_transformer(path):
-            return EncoderCard(
-                name=path.name, architecture="mean", normalize=(path / "2_Normalize").exists() or _lists_normalize(path),
-                max_passage_length=_sentence_transformer_max_length(path), truncate="keep-current",
-                weights={"path": "."}, source=path,
-            )
+        if is_sentence_transformer(path):
+            return _sentence_transformer_card(path)
         if any((path / name).is_file() for name in WEIGHT_FILES):
             return EncoderCard(name=path.name, weights={"path": "."}, source=path)
         raise UserError(f"{path} has neither {CARD_FILE} nor model weights ({', '.join(WEIGHT_FILES)})")
@@ -252,24 +271,75 @@ def resolve_card(name_or_path: str | os.PathLike | EncoderCard) -> EncoderCard:
     raise UserError(f"unknown encoder card {text!r} (known: {', '.join(names) or 'none'}){hint}")
 
 
-def _is_sentence_transformer(path: Path) -> bool:
+def is_sentence_transformer(path: Path) -> bool:
     return (path / "modules.json").is_file() and (path / "1_Pooling" / "config.json").is_file()
 
 
-def _lists_normalize(path: Path) -> bool:
-    import json
-
-    modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
-    return any(module.get("type", "").endswith("Normalize") for module in modules)
+# sentence-transformers modules, by their class name: what each adds after the transformer
+_ST_MODULES = {"Transformer", "Pooling", "Dense", "LayerNorm", "Normalize"}
+_ST_IDENTITY = "torch.nn.modules.linear.Identity"
 
 
-def _sentence_transformer_max_length(path: Path) -> int:
-    import json
+def sentence_transformer_modules(path: Path) -> list[str]:
+    """The class names of a sentence-transformers folder's modules, in order (`Transformer`, `Pooling`, ...)."""
+    modules = _json(path / "modules.json")
+    return [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
 
-    config = path / "sentence_bert_config.json"
-    if config.is_file():
-        return int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length", 512))
-    return 512
+
+def _sentence_transformer_card(path: Path) -> EncoderCard:
+    """The card of a sentence-transformers folder, read as its own configuration says: mean pooling (optionally
+    L2-normalised), or ANCE's first token + Dense + LayerNorm (`rdot_nll`); any other head is refused."""
+    modules = sentence_transformer_modules(path)
+    modes = _pooling_modes(_json(path / "1_Pooling" / "config.json"))
+    settings = _json(path / "sentence_bert_config.json") if (path / "sentence_bert_config.json").is_file() else {}
+    tokenizer = _json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
+    length = settings.get("max_seq_length") or tokenizer.get("model_max_length") or 512
+    common = dict(name=path.name, max_passage_length=int(min(length, 512)), weights={"path": "."}, source=path,
+                  lowercase=_lowercases(path, settings))
+    unknown = [module for module in modules if module not in _ST_MODULES]
+    ance_head = ["Transformer", "Pooling", "Dense", "LayerNorm"]
+    if not unknown and modes == ["mean"] and [m for m in modules if m != "Normalize"] == ["Transformer", "Pooling"]:
+        return EncoderCard(architecture="mean", normalize="Normalize" in modules or (path / "2_Normalize").exists(),
+                           truncate="keep-current", **common)
+    if modes == ["cls"] and modules == ance_head and _ance_like(path, modules):
+        return EncoderCard(architecture="rdot_nll", truncate="convdr", **common)
+    raise UserError(f"{path}: a sentence-transformers model with {'+'.join(modes) or 'no'} pooling and the modules "
+                    f"{', '.join(modules)} is not supported; this package reads mean pooling (optionally normalised) or "
+                    "ANCE's first token + Dense (no activation) + LayerNorm over RoBERTa")
+
+
+def _lowercases(path: Path, settings: dict) -> bool:
+    """Whether a sentence-transformers model lower-cases its input: `do_lower_case` in its settings (versions 2-5),
+    or a Lowercase normalizer in its tokenizer.json (version 6), which the tokenizer classes loaded here ignore."""
+    if settings.get("do_lower_case"):
+        return True
+    tokenizer = path / "tokenizer.json"
+    return tokenizer.is_file() and '"Lowercase"' in json.dumps(_json(tokenizer).get("normalizer"))
+
+
+def _pooling_modes(config: dict) -> list[str]:
+    """The pooling of a sentence-transformers `1_Pooling/config.json`: `pooling_mode` (version 6) or the
+    `pooling_mode_*` switches (earlier versions), as `cls`, `mean`, `max`, ..."""
+    if isinstance(config.get("pooling_mode"), str):
+        return [config["pooling_mode"]]
+    names = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max", "mean_sqrt_len_tokens": "mean_sqrt_len"}
+    return sorted(names.get(key[len("pooling_mode_"):], key[len("pooling_mode_"):]) for key, value in config.items()
+                  if key.startswith("pooling_mode_") and value is True)
+
+
+def _ance_like(path: Path, modules: list[str]) -> bool:
+    """ANCE's head: a RoBERTa transformer, a Dense layer without activation, then a LayerNorm."""
+    folders = [entry.get("path", "") for entry in _json(path / "modules.json")]
+    dense = _json(path / folders[modules.index("Dense")] / "config.json")
+    config = _json(path / "config.json") if (path / "config.json").is_file() else {}
+    return dense.get("activation_function") == _ST_IDENTITY and config.get("model_type") == "roberta"
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: cannot read it as JSON ({str(error).splitlines()[0][:120]})") from None
 
 
 def _package_weights(name: str, package: str) -> Path:
@@ -280,24 +350,90 @@ def _package_weights(name: str, package: str) -> Path:
     return Path(module.get_model_path())
 
 
-def _downloaded_weights(name: str, url: str, sha256: str | None) -> Path:
-    """Weights from `url`, kept under `$CONVDR_PYSERINI_HOME/encoders/<name>/` (zip archives are unpacked)."""
+def published_weights(name: str, weights: dict) -> Path:
+    """Published weights, in this order: already unpacked in the cache; the published file (`file`, default
+    `checkpoints/<the url's file name>`) in the cache (`$CONVDR_PYSERINI_HOME/encoders/<name>/`) or under the data
+    mirror; the Hugging Face `hub` repository (its own cache; offline with `HF_HUB_OFFLINE=1` once cached); a
+    download from `url`. A file is checked against the card's `sha256`, else against the hash recorded at its first
+    use. Zip archives are unpacked into the cache."""
+    from filelock import FileLock
+
     folder = files.home() / "encoders" / name
-    filename = url.rstrip("/").rsplit("/", 1)[-1]
-    unpacked = folder / "unpacked"
-    if filename.endswith(".zip"):
-        if not unpacked.is_dir():
-            archive = _fetch(name, url, sha256, folder / filename)
-            _unzip(archive, unpacked)
-            archive.unlink()
-        return _model_folder(unpacked, name)
-    target = folder / filename
-    return target if target.is_file() else _fetch(name, url, sha256, target)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write {folder}: {error.strerror}") from None
+    with FileLock(str(folder / ".fetch.lock")):  # processes started together (torchrun) fetch and unpack once
+        return _published_weights(name, weights, folder)
 
 
-def _fetch(name: str, url: str, sha256: str | None, target: Path) -> Path:
-    entry = files.DataFile(name=f"encoders/{name}/{target.name}", url=url, sha256=sha256)
-    return files.download(entry, target)
+def _published_weights(name: str, weights: dict, folder: Path) -> Path:
+    file_name = weights.get("file") or (f"checkpoints/{weights['url'].rstrip('/').rsplit('/', 1)[-1]}"
+                                        if "url" in weights else None)
+    places = []
+    if file_name is not None:
+        base = Path(file_name).name
+        unpacked = folder / "unpacked"
+        if base.endswith(".zip") and unpacked.is_dir():
+            return _model_folder(unpacked, name)
+        places = [folder / base] + ([files.mirror() / file_name] if files.mirror() is not None else [])
+        found = next((place for place in places if place.is_file()), None)
+        if found is not None:
+            return _usable(name, found, weights.get("sha256"))
+    if "hub" in weights:
+        return _hub_weights(name, weights["hub"], weights.get("revision"), places)
+    if "url" in weights:
+        entry = files.DataFile(name=f"encoders/{name}/{places[0].name}", url=weights["url"], sha256=weights.get("sha256"))
+        return _usable(name, files.download(entry, places[0]), weights.get("sha256"))
+    raise UserError(f"encoder {name}: weights not found; put {Path(file_name).name} at "
+                    + " or ".join(str(place) for place in places))
+
+
+def _usable(name: str, path: Path, sha256: str | None) -> Path:
+    """`path` checked against its checksum; a zip archive unpacked into the cache (the model folder inside)."""
+    check_weights_checksum(name, path, sha256)
+    if path.suffix != ".zip":
+        return path
+    unpacked = files.home() / "encoders" / name / "unpacked"
+    _unzip(path, unpacked)
+    if path.parent == unpacked.parent:  # a download into the cache, no longer needed
+        path.unlink()
+    return _model_folder(unpacked, name)
+
+
+def check_weights_checksum(name: str, path: Path, sha256: str | None) -> None:
+    """`path` against the published `sha256`; without one, against the hash recorded at the first use (recorded now,
+    with a warning, if this is the first use). A mismatch is a UserError."""
+    from ..io.atomic import write_text
+
+    actual = files.sha256_of(path)
+    if sha256 is not None:
+        if actual != sha256:
+            raise UserError(f"{path} has sha256 {actual}, but encoder card {name} says {sha256}; refusing to use it")
+        return
+    record = files.home() / "encoders" / name / f"{path.name}.sha256"
+    if record.is_file():
+        recorded = record.read_text(encoding="utf-8").split()[0]
+        if actual != recorded:
+            raise UserError(f"{path} has sha256 {actual}, but its first use recorded {recorded} (in {record}); "
+                            "refusing to use it: replace the file, or delete the record if the new file is right")
+        return
+    write_text(record, f"{actual}  {path.name}\n", overwrite=True)
+    logger.warning("encoder %s: no published sha256 for %s; recorded %s from this first use in %s, and later uses "
+                   "are checked against it", name, path.name, actual, record)
+
+
+def _hub_weights(name: str, repository: str, revision: str | None, places: list[Path]) -> Path:
+    """A snapshot of the Hugging Face repository `repository` (from the hub's cache when offline)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=repository, revision=revision, allow_patterns=list(HUB_FILES)))
+    except Exception as error:  # noqa: BLE001  (the hub client raises many types, offline among them)
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        alternative = f", or put the original file at {' or '.join(str(place) for place in places)}" if places else ""
+        raise UserError(f"encoder {name}: cannot get {repository} from the Hugging Face hub ({message}){alternative}") \
+            from None
 
 
 def _unzip(archive: Path, destination: Path) -> None:

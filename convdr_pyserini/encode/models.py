@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .cards import CARD_FILE, WEIGHT_FILES, EncoderCard, resolve_card
+from .cards import CARD_FILE, WEIGHT_FILES, EncoderCard, is_sentence_transformer, resolve_card, \
+    sentence_transformer_modules
 from .inputs import CONVERSATIONAL_MODES, SINGLE_MODES, InputBuilder, query_parts
 
 TRUST_ENV = "CONVDR_PYSERINI_TRUST_CHECKPOINTS"  # allow full unpickling of .bin/.cp files
@@ -278,13 +279,21 @@ def load_encoder(card_or_path: str | os.PathLike | EncoderCard, device: str = "c
 
 
 def read_state_dict(location: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint folder or file, with DataParallel `module.` prefixes removed."""
-    path = location
-    if location.is_dir():
-        found = [location / name for name in WEIGHT_FILES if (location / name).is_file()]
-        if not found:
-            raise UserError(f"{location} has no model weights ({', '.join(WEIGHT_FILES)})")
-        path = found[0]
+    """Tensors of a checkpoint folder or file, with DataParallel `module.` prefixes removed. A sentence-transformers
+    folder with ANCE's Dense + LayerNorm head gives ANCE's key names (`roberta.*`, `embeddingHead.*`, `norm.*`)."""
+    if location.is_dir() and is_sentence_transformer(location) and "Dense" in sentence_transformer_modules(location):
+        return _ance_from_sentence_transformer(location)
+    return _read_weights(_weights_file(location) if location.is_dir() else location)
+
+
+def _weights_file(folder: Path) -> Path:
+    found = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    if not found:
+        raise UserError(f"{folder} has no model weights ({', '.join(WEIGHT_FILES)})")
+    return found[0]
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -301,6 +310,24 @@ def read_state_dict(location: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise UserError(f"checkpoint {path} does not hold a state dict of tensors")
     return {key[len("module."):] if key.startswith("module.") else key: value for key, value in state.items()}
+
+
+def _ance_from_sentence_transformer(folder: Path) -> dict[str, torch.Tensor]:
+    """ANCE's state dict from a sentence-transformers port: the transformer's weights under `roberta.`, the Dense
+    module's `linear.*` as `embeddingHead.*`, the LayerNorm module's `norm.*` as `norm.*`."""
+    modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    state = {key if key.startswith("roberta.") else f"roberta.{key}": value
+             for key, value in _read_weights(_weights_file(folder)).items()}
+    heads = {"Dense": ("linear.", "embeddingHead."), "LayerNorm": ("norm.", "norm.")}
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind in heads:
+            prefix, renamed = heads[kind]
+            for key, value in _read_weights(_weights_file(folder / module["path"])).items():
+                if not key.startswith(prefix):
+                    raise UserError(f"{folder / module['path']}: unexpected key {key} in a sentence-transformers {kind}")
+                state[renamed + key[len(prefix):]] = value
+    return state
 
 
 def infer_architecture(state: dict) -> str:

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--input", required=True, help="flat dense index folder")
     compress.add_argument("--output", required=True, help="index folder to create")
     compress.add_argument("--overwrite", action="store_true", help="replace an existing index at OUTPUT")
+    compress.add_argument("--nprobe", type=positive_int, default=None,
+                          help="IVF lists a search visits when it gives no --nprobe, stored in the index (default: "
+                               "faiss's, 1); docs/full-scale.md uses a quarter of the lists")
     _add_index_type(compress)
     return parser
 
@@ -130,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
         if index_type == "flat":
             raise UserError("index compress needs --index-type FACTORY (or --hnsw M EF)")
         compress_index(args.input, args.output, index_type, ef_construction, args.train_sample, args.seed,
-                       args.overwrite, command)
+                       args.overwrite, command, nprobe=args.nprobe)
     return 0
 
 

@@ -54,11 +54,14 @@ def default_train_sample(index, count: int) -> int:
 
 
 def build_compressed(flat: faiss_io.DenseIndexDir, target: Path, factory: str, train_sample: int | None = None,
-                     seed: int = 0, ef_construction: int | None = None, block_rows: int = BLOCK_ROWS) -> dict:
-    """Write a `factory` index of the flat index's vectors to `target`; returns what meta.json records."""
+                     seed: int = 0, ef_construction: int | None = None, block_rows: int = BLOCK_ROWS,
+                     nprobe: int | None = None) -> dict:
+    """Write a `factory` index of the flat index's vectors to `target`; returns what meta.json records. `nprobe`
+    is stored in the index as the IVF lists a search visits when it names none."""
     import faiss
 
     index = make_index(factory, flat.dim)
+    set_search_parameters(index, nprobe, where=factory)  # checked before the (long) training
     hnsw = _hnsw(index)
     if ef_construction is not None:
         if hnsw is None:
@@ -75,7 +78,9 @@ def build_compressed(flat: faiss_io.DenseIndexDir, target: Path, factory: str, t
     for _, block in flat.vector_blocks(block_rows):
         index.add(block)
     faiss.write_index(index, str(target))
+    ivf = faiss.try_extract_index_ivf(index)
     return {"index_type": factory, "train_sample": sample, "train_seed": seed,
+            **({} if ivf is None else {"nprobe": int(ivf.nprobe)}),
             "ef_construction": None if hnsw is None else int(hnsw.efConstruction),
             "bytes": target.stat().st_size, "bytes_per_vector": round(target.stat().st_size / max(flat.count, 1), 2)}
 
@@ -162,8 +167,9 @@ def refined(index, flat: faiss_io.DenseIndexDir, k_factor: float):
 
 def compress_index(input: str | os.PathLike, output: str | os.PathLike, index_type: str,
                    ef_construction: int | None = None, train_sample: int | None = None, seed: int = 0,
-                   overwrite: bool = False, command: str | None = None) -> dict:
-    """Convert the flat index `input` into an `index_type` index at `output` (docids copied); returns its meta."""
+                   overwrite: bool = False, command: str | None = None, nprobe: int | None = None) -> dict:
+    """Convert the flat index `input` into an `index_type` index at `output` (docids copied); returns its meta.
+    `nprobe` (IVF types) is stored as the index's default for searches that give none (faiss's own default: 1)."""
     output = prepare_output(output, [input], overwrite, directory=True)
     source = faiss_io.open_index_dir(input)
     if not source.flat:
@@ -171,7 +177,8 @@ def compress_index(input: str | os.PathLike, output: str | os.PathLike, index_ty
                         "compress the flat index it was built from")
     check_factory(index_type, source.dim)
     with OutputLock(output), atomic_directory(output, inputs=[input], overwrite=overwrite) as folder:
-        info = build_compressed(source, folder / faiss_io.INDEX, index_type, train_sample, seed, ef_construction)
+        info = build_compressed(source, folder / faiss_io.INDEX, index_type, train_sample, seed, ef_construction,
+                                nprobe=nprobe)
         shutil.copyfile(source.path / faiss_io.DOCID, folder / faiss_io.DOCID)
         meta = {key: value for key, value in source.meta.items() if key not in ("checksums", "hnsw")}
         meta.update(info, compressed_from={"path": str(input), "checksums": source.meta.get("checksums")},

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 OK, OKISH, ABOVE, FAIL, SKIPPED, MEASURED = "OK", "OKish", "ABOVE", "FAIL", "skipped", "measured"
 UNREFERENCED = "measured (no published value entered)"
 TOLERANCE = 0.0005
+SEED = "{seed}"
 FAILING = (FAIL, ABOVE)
 
 
@@ -85,11 +86,24 @@ class MatrixResult:
         return any(o.status in FAILING for o in self.outcomes) or any(c.error for c in self.conditions)
 
 
-def missing_files(condition: Condition) -> list[str]:
-    """The required paths that do not exist and the required data files that cannot be resolved."""
+def seeded(condition: Condition) -> bool:
+    """Whether the condition searches with models made once per seed outside the matrix (`train --seeds` writes
+    OUTPUT/seed-S): its search names `{seed}`, and it runs once per matrix seed."""
+    return condition.search is not None and not condition.trains and SEED in json.dumps(condition.search)
+
+
+def with_seed(settings, seed: int):
+    """`settings` (or a path) with `{seed}` replaced by `seed`."""
+    return json.loads(json.dumps(settings).replace(SEED, str(seed)))
+
+
+def missing_files(condition: Condition, seeds: list[int] = ()) -> list[str]:
+    """The required paths that do not exist (a path naming `{seed}`: for any of `seeds`) and the required data
+    files that cannot be resolved."""
     from .. import files
 
-    missing = [path for path in condition.requires if not Path(path).exists()]
+    paths = [with_seed(path, seed) for path in condition.requires for seed in (seeds if SEED in path else [0])]
+    missing = list(dict.fromkeys(path for path in paths if not Path(path).exists()))
     for name in condition.requires_data:
         try:
             files.resolve(name)
@@ -141,7 +155,7 @@ class Runner:
 
         spec = self.search_spec(settings, where)
         recorded = _read_json(sidecar_path(output)) if output.is_file() else {}
-        if recorded.get("search") == _plain(_spec_dict(spec)) and recorded.get("training") == training:
+        if _same_search(recorded.get("search"), spec) and recorded.get("training") == training:
             logger.info("[%s] reusing %s", where, output)
             return output
         logger.info("[%s] searching: %s", where, _describe(spec))
@@ -179,7 +193,7 @@ class Runner:
             spec = self.search_spec(_trained_search(condition, search.get(_model_setting(condition))), condition.name)
         except UserError:
             return None
-        same = self.training_record(condition, seed, seconds) == training and _plain(_spec_dict(spec)) == search
+        same = self.training_record(condition, seed, seconds) == training and _same_search(search, spec)
         return (run, float(seconds)) if same else None
 
     def run_path(self, condition: Condition, seed: int) -> Path:
@@ -212,7 +226,7 @@ class Runner:
     def produce(self, condition: Condition) -> ConditionRuns:
         """The condition's runs: fetched, searched, or trained then searched once per seed."""
         result = ConditionRuns(condition)
-        missing = missing_files(condition)
+        missing = missing_files(condition, self.matrix.seeds)
         if missing:
             result.skipped = "missing: " + ", ".join(missing)
             return result
@@ -229,6 +243,9 @@ class Runner:
                     summary = self.nested(condition, seed)
                     result.runs.append(Path(summary["run"]))
                     result.nested.append({"seed": seed, **summary})
+            elif seeded(condition):
+                result.runs = [self.search(with_seed(condition.search, seed), self.run_path(condition, seed),
+                                           f"{condition.name} seed {seed}") for seed in self.matrix.seeds]
             elif not condition.trains:
                 result.runs = [self.search(condition.search, self.runs_dir / f"{condition.name}.trec", condition.name)]
             else:
@@ -341,6 +358,20 @@ def _spec_dict(spec) -> dict:
     import dataclasses
 
     return dataclasses.asdict(spec)
+
+
+def _same_search(recorded, spec) -> bool:
+    """Whether a sidecar's recorded search is `spec`'s; a setting added to `SearchSpec` after the run was made
+    counts as recorded at its default."""
+    import dataclasses
+
+    if not isinstance(recorded, dict):
+        return False
+    defaults = {field.name: field.default if field.default is not dataclasses.MISSING else field.default_factory()
+                for field in dataclasses.fields(spec)
+                if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING}
+    return {**_plain({name: value for name, value in defaults.items() if name not in recorded}), **recorded} \
+        == _plain(_spec_dict(spec))
 
 
 def _describe(spec) -> str:

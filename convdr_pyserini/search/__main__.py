@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how an over-long conversational input is cut (default: the encoder's)")
     dense.add_argument("--max-concat-length", type=positive_int, default=None,
                        help="token limit of the conversational input (default: the encoder's)")
+    dense.add_argument("--all-topics", action="store_true",
+                       help="with a cross-validation fold model (e.g. the released convdr-kd-cast19, fold 1): score "
+                            "every topic, not only those its fold held out (a warning says most were seen in training)")
     dense.add_argument("--no-verify", dest="verify", action="store_false",
                        help="skip the index checksum verification (a warning says so)")
     dense.add_argument("--nprobe", type=positive_int, default=None, help="IVF lists searched (compressed IVF indexes)")
@@ -106,7 +109,7 @@ def spec_from_arguments(args: argparse.Namespace):
         batch_size=args.batch_size, k1=args.k1, b=args.b, rm3=args.rm3, fb_terms=args.fb_terms,
         fb_docs=args.fb_docs, original_query_weight=args.original_query_weight, concat_window=args.concat_window,
         encoder=args.encoder, cv=args.cv, device=args.device, truncate=args.truncate,
-        max_concat_length=args.max_concat_length, verify=args.verify, nprobe=args.nprobe, ef_search=args.ef_search,
+        max_concat_length=args.max_concat_length, all_topics=args.all_topics, verify=args.verify, nprobe=args.nprobe, ef_search=args.ef_search,
         refine=args.refine, refine_from=args.refine_from, runs=args.runs or [], rrf_k=args.rrf_k,
         rerank=args.rerank, rerank_depth=args.rerank_depth,
         rerank_query=args.rerank_query)

@@ -309,7 +309,8 @@ class DenseRetriever:
     def __init__(self, index: "str | Path | Sequence[str | Path]", encoder="minilm", device: str = "cpu",
                  batch_size: int = 64, truncate: str | None = None, max_concat_length: int | None = None,
                  verify: bool = True, nprobe: int | None = None, ef_search: int | None = None,
-                 refine: float | None = None, refine_from: str | Path | None = None, searcher=None):
+                 refine: float | None = None, refine_from: str | Path | None = None, searcher=None,
+                 all_topics: bool = False):
         from ..index.dense import resolve_device
 
         self.index = [Path(index)] if isinstance(index, (str, Path)) else [Path(path) for path in index]
@@ -319,6 +320,7 @@ class DenseRetriever:
         self.searcher = searcher or DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
                                                   ef_search=ef_search, refine=refine, refine_from=refine_from)
         self.encoder_spec = encoder
+        self.all_topics = bool(all_topics)
         self._encoders: dict = {}
 
     @property
@@ -362,7 +364,7 @@ class DenseRetriever:
 
         started = time.time()
         check_hits(hits)
-        topics = load_topics(topics)
+        topics = self.scored_topics(load_topics(topics))
         inputs, shown, mode, query_info = dense_inputs(topics, query, missing_rewrite)
         embeddings = self.encode(topics, inputs, mode)
         rows, scores, counts = self.searcher.search_arrays(embeddings, max(1, min(int(hits), self.searcher.count)))
@@ -375,6 +377,29 @@ class DenseRetriever:
         found = HitArrays([record.query_id for record in topics], rows, scores, counts, self.searcher.docids)
         return Run(found, name=tag, tag=tag, metadata=metadata, sources=tuple(Path(p) for p in sources if p),
                    query_texts=shown)
+
+    def scored_topics(self, topics: Topics) -> Topics:
+        """The topics this encoder is scored on: for a cross-validation fold model of these very topics (its card
+        records the topics it held out), only the held-out ones, unless `all_topics`."""
+        from ..encode import DenseEncoder, resolve_card
+        from ..folds import only_topics
+
+        spec = self.encoder_spec
+        card = spec.card if isinstance(spec, DenseEncoder) else resolve_card(spec)
+        held = card.held_out_topics
+        if held is None or not _same_topics(held[0], topics):
+            return topics
+        trained_on, numbers = held
+        fold = card.training.get("fold")
+        if self.all_topics:
+            logger.warning("scoring all topics of %s with %s, which was trained on every topic but %s (fold %s): most "
+                           "of these scores are on its own training topics", trained_on, card.name, _span(numbers), fold)
+            return topics
+        kept = only_topics(topics, [number for number in numbers if any(q.topic_number == number for q in topics)])
+        logger.info("%s is cross-validation fold %s of %s: scoring only the %d topics it held out (%s), %d of %d "
+                    "queries; --all-topics scores all", card.name, fold, trained_on, len({q.topic_number for q in kept}),
+                    _span(numbers), len(kept), len(topics))
+        return kept
 
     def describe(self) -> dict:
         from ..index.lucene import index_meta
@@ -418,8 +443,30 @@ class ConvDRRetriever(DenseRetriever):
             result.append((str(model), groups[fold]))
         return result
 
+    def scored_topics(self, topics: Topics) -> Topics:
+        return topics  # every topic is encoded by the fold model that held it out
+
     def describe(self) -> dict:
         return {**super().describe(), "encoder": None, "cv": str(self.folds)}
 
     def _model_paths(self) -> list[Path]:
         return [self.folds]
+
+
+def _same_topics(trained_on: str, topics: Topics) -> bool:
+    """Whether `topics` are (a subset of) the topics a model was trained on: the same dataset id, judged and mini
+    variants included, or the same topics file."""
+    def base(dataset_id: str) -> str:
+        return dataset_id.removesuffix("/judged").removesuffix("/mini")
+
+    if topics.dataset_id is not None:
+        return base(topics.dataset_id) == base(trained_on)
+    return topics.path is not None and Path(trained_on).exists() and Path(trained_on).resolve() == topics.path.resolve()
+
+
+def _span(numbers: Sequence[int]) -> str:
+    """Topic numbers as a short text: `41-50` for a run of consecutive numbers, else a list."""
+    ordered = sorted(numbers)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(map(str, ordered))

@@ -51,6 +51,7 @@ class SearchSpec:
     device: str = "cpu"
     truncate: str | None = None
     max_concat_length: int | None = None
+    all_topics: bool = False  # a fold model: score every topic, not only those its fold held out
     verify: bool = True
     nprobe: int | None = None
     ef_search: int | None = None
@@ -117,7 +118,8 @@ class SearchSpec:
         if self.retriever == "rrf":
             if len(self.runs) < 2:
                 raise UserError(f"fusion needs at least two runs, got {len(self.runs)}")
-            self._refuse("rrf", index=self.index, query=self.query, encoder=self.encoder, cv=self.cv)
+            self._refuse("rrf", index=self.index, query=self.query, encoder=self.encoder, cv=self.cv,
+                         all_topics=self.all_topics)
             return
         if not self.topics or not self.query or not self.index:
             raise UserError(f"{self.retriever} search needs topics, a query type and an index")
@@ -132,12 +134,13 @@ class SearchSpec:
             if len(self.index) != 1:
                 raise UserError(f"BM25 searches one Lucene index; got {len(self.index)}: {' '.join(self.index)}")
             self._refuse("bm25", encoder=self.encoder, cv=self.cv, nprobe=self.nprobe, ef_search=self.ef_search,
-                         refine=self.refine, refine_from=self.refine_from)
+                         refine=self.refine, refine_from=self.refine_from, all_topics=self.all_topics)
             return
         if self.query not in DENSE_QUERY_TYPES:
             raise UserError(f"{{query}} {self.query} is a BM25 input; dense encoders take "
                             f"{', '.join(DENSE_QUERY_TYPES)}", "query")
-        self._refuse(self.retriever, rm3=self.rm3, concat_window=self.concat_window)
+        self._refuse(self.retriever, rm3=self.rm3, concat_window=self.concat_window,
+                     **({"all_topics": self.all_topics} if self.retriever == "convdr" else {}))
         if self.retriever == "dense" and not self.encoder:
             raise UserError("dense search needs an encoder")
         if self.retriever == "convdr" and not self.cv:
@@ -195,6 +198,8 @@ class SearchSpec:
                              refine_from=self.refine_from)
             options = dict(device=self.device, batch_size=self.batch_size or DEFAULT_DENSE_BATCH,
                            truncate=self.truncate, max_concat_length=self.max_concat_length, **searching)
+            if self.retriever == "dense":
+                options["all_topics"] = self.all_topics
             if cluster is not None:
                 from .distributed import RaySearcher
 
@@ -244,7 +249,7 @@ class SearchSpec:
 
 _KINDS = {"hits": int, "threads": int, "batch_size": int, "fb_terms": int, "fb_docs": int, "concat_window": int,
           "max_concat_length": int, "nprobe": int, "ef_search": int, "rerank_depth": int, "refine": float, "k1": float, "b": float,
-          "original_query_weight": float, "rrf_k": float, "rm3": bool, "verify": bool, "index": list, "runs": list}
+          "original_query_weight": float, "rrf_k": float, "rm3": bool, "all_topics": bool, "verify": bool, "index": list, "runs": list}
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", list: "a list", str: "a string"}
 
 
