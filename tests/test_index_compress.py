@@ -202,3 +202,18 @@ def test_many_queries_split_over_threads_give_the_one_thread_hits(flat, vectors,
     tied = [(docids[j], docids[j + 1]) for found, values in zip(rows, scores)
             for docids in [searcher.docids.get(found)] for j in np.flatnonzero(values[1:] == values[:-1])]
     assert tied and all(docid < next_docid for docid, next_docid in tied)
+
+
+def test_a_stored_nprobe_is_the_default_of_searches_that_give_none(flat, queries, tmp_path):
+    """`index compress --nprobe N` (what docs/full-scale.md stores: a quarter of the lists) is kept in the index."""
+    assert index_main(["compress", "--input", str(flat), "--output", str(tmp_path / "ivf"), "--index-type",
+                       "IVF16,Flat", "--nprobe", "4", "--train-sample", "1000"]) == 0
+    assert faiss_io.read_meta(tmp_path / "ivf")["nprobe"] == 4
+    assert faiss.extract_index_ivf(faiss.read_index(str(tmp_path / "ivf" / faiss_io.INDEX))).nprobe == 4
+    stored = DenseSearcher([tmp_path / "ivf"]).search(queries, 50)
+    assert stored == DenseSearcher([tmp_path / "ivf"], nprobe=4).search(queries, 50)
+    assert stored != DenseSearcher([tmp_path / "ivf"], nprobe=1).search(queries, 50)
+    # checked before any training: more lists than the index has is one error
+    with pytest.raises(UserError, match="nprobe 32 is larger than the 16 lists"):
+        compress_index(flat, tmp_path / "too-many", "IVF16,Flat", nprobe=32)
+    assert not (tmp_path / "too-many").exists()
