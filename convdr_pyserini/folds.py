@@ -14,6 +14,12 @@ from .errors import UserError
 CAST20_TOPICS = range(81, 106)
 CAST20_TOPICS_PER_FOLD = 5
 TOPICS_PER_FOLD = 10
+# Training-side fold maps: `convdr` is the one rule above (ConvDR's evaluation and KD files, `eval_topics.jsonl.K`).
+# `convdr-ranking-data` is the map ConvDR's `data/gen_ranking_data.py` hard-codes for CAsT-19 (`qid_to_fold_test`,
+# "manually split ... to ensure the balance of judged queries"), which its multi-task training reads: the rule above
+# except for these topics (docs/fidelity.md; `bench/fidelity/fold_audit.py` checks it against the original code).
+FOLD_MAPS = ("convdr", "convdr-ranking-data")
+CAST19_RANKING_DATA_MOVES = {37: 1, 40: 1, 61: 4}
 
 
 def topic_file_order(dataset_id: str) -> list[int]:
@@ -58,3 +64,25 @@ def only_topics(topics, numbers: Sequence[int]):
         raise UserError(f"{topics.source} has no topic {missing[0]}")
     wanted = set(numbers)
     return dataclasses.replace(topics, queries=[query for query in topics if query.topic_number in wanted])
+
+
+def training_folds(fold_map: str, dataset_id: str | None, assignment: dict[int, int]) -> dict[int, int]:
+    """{topic: fold} that decides which topics train each fold's model under `fold_map`; `assignment` is the rule's
+    (which topics each model is evaluated on)."""
+    if fold_map not in FOLD_MAPS:
+        raise UserError(f"{{fold_map}} {fold_map!r} is not one of {', '.join(FOLD_MAPS)}", "fold_map")
+    if fold_map == "convdr":
+        return dict(assignment)
+    if not (dataset_id or "").startswith("convdr/cast19") or (dataset_id or "").startswith("convdr/cast19/train"):
+        raise UserError(f"{{fold_map}} convdr-ranking-data is ConvDR's CAsT-19 ranking-data map; it has no folds for "
+                        f"{dataset_id or 'a topics file'}", "fold_map")
+    return {topic: CAST19_RANKING_DATA_MOVES.get(topic, fold) for topic, fold in assignment.items()}
+
+
+def seen_held_out_topics(evaluation: dict[int, int], training: dict[int, int]) -> dict[int, list[int]]:
+    """{fold: topics its model is evaluated on although it trained on them} (empty when the maps agree)."""
+    seen: dict[int, list[int]] = {}
+    for topic, fold in sorted(evaluation.items()):
+        if training.get(topic, fold) != fold:  # in another training fold: every model but that one trains on it
+            seen.setdefault(fold, []).append(topic)
+    return seen

@@ -18,6 +18,7 @@ import time
 
 from .._cli import ArgumentParser, add_ray_options, cli_main, finite_float, positive_float, positive_int, ray_cluster
 from ..errors import UserError
+from ..folds import FOLD_MAPS
 from .config import LOSSES, LR_SCHEDULES, QUERY_MODES
 from .data import NEGATIVE_POOL, NEGATIVES
 
@@ -71,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="K-fold cross-validation by topic (CAsT-19: 10 topics per fold in file order; CAsT-20: "
                              "(topic-81)//5); writes OUTPUT/fold-0 ... fold-{K-1}")
     parser.add_argument("--seed", type=int, default=42, help="seed of the shuffling, dropout and sampling (default 42)")
+    parser.add_argument("--fold-map", choices=FOLD_MAPS, default="convdr",
+                        help="with --cv: which topics train each fold's model. convdr (default): the folds the models "
+                             "are evaluated on, ConvDR's evaluation and KD files; convdr-ranking-data: the CAsT-19 map of "
+                             "ConvDR's gen_ranking_data.py, which its multi-task training read and which trains 3 models "
+                             "on topics they are evaluated on (a warning lists them; docs/fidelity.md)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                         help="train once per seed into OUTPUT/seed-<SEED> (instead of --seed)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default cpu); torchrun splits each batch")
@@ -144,7 +150,7 @@ def train_main(args: argparse.Namespace) -> int:
         query=args.query, loss=loss, ranking_data=args.ranking_data, collection=args.collection, epochs=args.epochs,
         lr=args.lr, lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, batch_size=args.batch_size,
         max_concat_length=args.max_concat_length, max_response_length=args.max_response_length,
-        truncate=args.truncate, cv=args.cv, seed=args.seed, seeds=args.seeds, kd_weight=args.kd_weight,
+        truncate=args.truncate, cv=args.cv, fold_map=args.fold_map, seed=args.seed, seeds=args.seeds, kd_weight=args.kd_weight,
         ranking_weight=args.ranking_weight, temperature=args.temperature, device=args.device,
         overwrite=args.overwrite, command=args.command_line)
     summary = train(config, cluster)

@@ -64,6 +64,7 @@ class TrainConfig(LossChoice):
     max_response_length: int | None = None
     truncate: str | None = None
     cv: int | None = None
+    fold_map: str = "convdr"  # which topics train each fold's model (convdr_pyserini.folds.FOLD_MAPS)
     topic_numbers: list[int] | None = None
     seed: int = 42
     seeds: list[int] | None = None
@@ -106,6 +107,12 @@ class TrainConfig(LossChoice):
         if self.topic_numbers is not None and (not self.topic_numbers or not all(
                 isinstance(topic, int) and not isinstance(topic, bool) for topic in self.topic_numbers)):
             raise UserError(f"topic_numbers must be a non-empty list of topic numbers, got {self.topic_numbers!r}")
+        from ..folds import FOLD_MAPS
+
+        if self.fold_map not in FOLD_MAPS:
+            raise UserError(f"fold_map {self.fold_map!r} is not one of {', '.join(FOLD_MAPS)}")
+        if self.fold_map != "convdr" and not self.cv:
+            raise UserError(f"fold_map {self.fold_map} applies to cross-validation; give cv")
         if "ranking" in self.loss and not self.ranking_data:
             raise UserError(f"loss {self.loss} needs ranking data (write it with `train negatives`)")
         if not (self.teacher or self.student_init):
@@ -138,7 +145,13 @@ class TrainConfig(LossChoice):
         return dataclasses.replace(self, seed=seed, seeds=None, output=str(Path(self.output) / f"seed-{seed}"))
 
     def to_mapping(self) -> dict:
-        return {key: value for key, value in dataclasses.asdict(self).items() if key not in ("command", "overwrite")}
+        """The settings, as training records compare them. A setting added after models were recorded is left out at
+        its default, so that those records still match."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key not in ("command", "overwrite")
+                and not (key in ADDED_LATER and value == ADDED_LATER[key])}
+
+
+ADDED_LATER = {"fold_map": "convdr"}
 
 
 def _positive_int(config: TrainConfig, *names: str) -> None:

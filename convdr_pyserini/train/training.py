@@ -60,6 +60,7 @@ class Trainer:
         if config.uses_kd:
             data.check_manual_rewrites(self.topics.source, self.records)
         self.folds = self._folds() if config.cv else None
+        self.train_folds = self._training_folds()
         self.teacher = load_encoder(config.teacher_spec, device=self.device)
         self.student = load_encoder(config.student_spec, device=self.device)
         if self.teacher.dim != self.student.dim:
@@ -81,6 +82,22 @@ class Trainer:
     # -- inputs ------------------------------------------------------------------------------------------
     def _folds(self) -> dict:
         return fold_of_topic(self.topics, self.config.cv)
+
+    def _training_folds(self) -> dict | None:
+        """{topic: fold} deciding which topics train each fold's model: the evaluation folds, unless `fold_map`
+        names another map; then one warning line says which held-out topics each model will have trained on."""
+        from ..folds import seen_held_out_topics, training_folds
+
+        if self.folds is None:
+            return None
+        chosen = training_folds(self.config.fold_map, self.topics.dataset_id, self.folds)
+        seen = seen_held_out_topics(self.folds, chosen)
+        if seen:
+            logger.warning("fold map %s puts held-out topics into training: %s; their scores are not held out (as in "
+                           "ConvDR's own multi-task CAsT-19 training)", self.config.fold_map,
+                           "; ".join(f"fold {fold}'s model trains on {', '.join(map(str, topics))}"
+                                     for fold, topics in sorted(seen.items())))
+        return chosen
 
     def _examples(self) -> list[Example]:
         config = self.config
@@ -149,7 +166,7 @@ class Trainer:
 
         self.student = load_encoder(config.student_spec, device=self.device)
         held_out = [] if fold is None else [e for e in self.examples if self.folds[self.topic[e.query_id]] == fold]
-        train = [e for e in self.examples if fold is None or self.folds[self.topic[e.query_id]] != fold]
+        train = [e for e in self.examples if fold is None or self.train_folds[self.topic[e.query_id]] != fold]
         what = "training" if fold is None else f"fold-{fold} ({fold + 1} of {len(set(self.folds.values()))})"
         result = self._train(config, train, held_out, f"seed {config.seed}, {what}")
         if folder is not None:
@@ -199,6 +216,7 @@ class Trainer:
             "max_response_length": self.max_response_length,
             "truncate": self.truncate,
             "fold": fold,
+            **({} if self.config.fold_map == "convdr" else {"fold_map": self.config.fold_map}),
             "folds": None if self.folds is None else {
                 f"fold-{number}": sorted(t for t, f in self.folds.items() if f == number)
                 for number in sorted(set(self.folds.values()))},
