@@ -245,6 +245,33 @@ def test_ranking_loss_trains_on_mined_negatives(tmp_path, tiny_model):
     training = yaml.safe_load((tmp_path / "multi" / "encoder.yaml").read_text())["training"]
     assert training["loss"] == "kd+ranking" and training["metrics"]["train_queries"] == 12
     assert np.isfinite(training["metrics"]["train_loss_last_epoch"])
+    # the ranking loss alone moves each query's mined positive up among its negatives (the teacher's passage
+    # embeddings, as ConvDR scores them); a loss that pointed at another candidate would move it down
+    assert main(["--topics", MINI, "--teacher", str(tiny_model), "--loss", "ranking", "--ranking-data",
+                 str(tmp_path / "few.jsonl"), "--epochs", "10", "--lr", "1e-3", "--output", str(tmp_path / "rank")]) == 0
+    metrics = yaml.safe_load((tmp_path / "rank" / "encoder.yaml").read_text())["training"]["metrics"]
+    assert metrics["train_loss_last_epoch"] < 0.7 * metrics["train_loss_first_epoch"]
+    before, after = (positive_ranks(tiny_model, student, read_ranking_data(tmp_path / "few.jsonl"), dataset)
+                     for student in (tiny_model, tmp_path / "rank"))
+    assert np.mean(1 / after) > np.mean(1 / before) + 0.15 and np.mean(after == 1) > np.mean(before == 1)
+
+
+def positive_ranks(teacher, student, examples, dataset) -> np.ndarray:
+    """The rank (1 = first) of each example's positive among its positive and negatives, by the student's query
+    embedding (no_res) against the teacher's passage embeddings."""
+    from convdr_pyserini.encode import load_encoder
+    from convdr_pyserini.train.data import student_input
+
+    teacher, student = load_encoder(str(teacher)), load_encoder(str(student))
+    store, records = dataset.docs_store(), {record.query_id: record for record in dataset.queries_iter()}
+    ranks = []
+    for example in examples:
+        ids = student.query_token_ids(student_input(records[example.query_id], "no_res"), "no_res")
+        query = student.encode_ids([ids])[0]
+        candidates = teacher.encode_passages([store.get(doc_id).text for doc_id in (example.positive, *example.negatives)])
+        scores = candidates @ query
+        ranks.append(1 + int(np.sum(scores[1:] > scores[0])))
+    return np.array(ranks)
 
 
 def test_help_imports_neither_torch_nor_pyserini():
