@@ -203,7 +203,7 @@ def test_bad_inputs_are_all_listed_with_exit_2(runs, tmp_path, capsys):
     bad_qrels = tmp_path / "bad.qrels"
     bad_qrels.write_text("81_1 0 MARCO_1 1\n81_1 0 MARCO_2 high\n81_1 0 MARCO_3\n")
     code = main(["--qrels", str(bad_qrels), "--topics", "convdr/cast20", "--run", str(bad_run),
-                 "--measures", "nDCG@3 fooo@3 nDCG@x"])
+                 "--measures", "nDCG@3 fooo@3 nDCG@x", "--save-eval"])  # asked to save, and still nothing saved
     assert code == 2
     err = capsys.readouterr().err.splitlines()
     expected = [

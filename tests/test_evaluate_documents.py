@@ -31,7 +31,7 @@ def _error(capsys) -> str:
 
 
 def test_a_passage_run_against_document_qrels_needs_aggregate(ance, capsys):
-    assert main(["--qrels", "convdr/cast21", "--run", str(ance), "--measures", MEASURES]) == 2
+    assert main(["--qrels", "convdr/cast21", "--run", str(ance), "--measures", MEASURES, "--save-eval"]) == 2
     line = _error(capsys)
     assert "ids are passages <docid>-<n>" in line and "--aggregate maxp" in line
     assert not ance.with_name(ance.name + ".eval.json").exists()

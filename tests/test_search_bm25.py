@@ -87,6 +87,27 @@ def test_sidecar_records_every_parameter(index, tmp_path):
     assert sidecar["summary"] == {"queries": 216, "hits": 2160, "queries_without_hits": 0}
 
 
+def test_a_sidecar_follows_its_run_and_is_replaced_with_it(index, tmp_path):
+    """Replacing a run replaces its sidecar; a failed replacement leaves both as they were; a run written without
+    a sidecar removes the old one, which would describe another run."""
+    from convdr_pyserini.io.runs import Run
+
+    output, sidecar = tmp_path / "run.trec", tmp_path / "run.trec.json"
+    assert search(index, output, "--hits", "5", "--k1", "0.9") == 0
+    assert json.loads(sidecar.read_text())["bm25"]["k1"] == 0.9
+    assert search(index, output, "--hits", "5", "--k1", "1.2", "--overwrite") == 0
+    recorded = json.loads(sidecar.read_text())
+    assert recorded["bm25"]["k1"] == 1.2 and recorded["output"] == str(output)
+    assert {line.split()[5] for line in output.read_text().splitlines()} == {recorded["tag"]}
+    before = (output.read_bytes(), sidecar.read_bytes())
+    assert search(index, output, "--hits", "5", "--query", "rewrite", "--rewrites", str(tmp_path / "none.tsv"),
+                  "--overwrite") == 2
+    assert (output.read_bytes(), sidecar.read_bytes()) == before
+    Run.read(output).write(tmp_path / "copy.trec", sidecar=False)
+    Run.read(tmp_path / "copy.trec").write(output, overwrite=True, sidecar=False)
+    assert output.is_file() and not sidecar.exists()
+
+
 def test_rerun_is_byte_identical(index, tmp_path):
     first, second = tmp_path / "a.trec", tmp_path / "b.trec"
     assert search(index, first, "--hits", "1000", "--batch-size", "7") == 0

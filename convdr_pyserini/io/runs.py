@@ -22,7 +22,7 @@ from typing import Callable, Collection, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from ..errors import InvalidInput, UserError
+from ..errors import InvalidInput, UserError, writing
 from .atomic import PathLike, atomic_output
 from .text import read_lines
 
@@ -318,6 +318,9 @@ class Run:
             record = {**self.metadata, **(extra or {}), "tag": tag, "output": str(path), "output_format": format,
                       "summary": counts, "sources": [str(source) for source in self.sources]}
             write_sidecar(path, record, inputs=guarded)
+        elif sidecar_path(path).is_file():  # it described the run just replaced
+            with writing(sidecar_path(path)):
+                sidecar_path(path).unlink()
         self.path, self.tag = Path(path), tag
         return counts
 
