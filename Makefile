@@ -19,11 +19,14 @@ export TOKENIZERS_PARALLELISM ?= false
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+# The versions the committed outputs were made with (.ci/constraints.txt); setup.cfg keeps ranges for other installs.
+CONSTRAINTS := .ci/constraints.txt
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,ray]'
+	$(PY) -m pip install --quiet --constraint $(CONSTRAINTS) -e '.[test,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)
