@@ -142,6 +142,7 @@ def compare(
             convert_convdr_ids(run, qrels_obj)
     shown = {name: _shown_hits(run, depth, aggregate) for name, run in loaded.items()}
     builder = _Builder(topics, loaded, shown, qrels_obj, baseline, depth, aggregate)
+    builder.inputs = {name: encoder_inputs(run, topics) for name, run in loaded.items()}
     if qrels_obj is not None:
         builder.score(measures)
     data = builder.data(texts, title, timestamp)
@@ -197,6 +198,7 @@ class _Builder:
         self.settings: list[str] = []
         self.by_turn: dict | None = None
         self.judged_at: dict[str, float] = {}
+        self.inputs: dict[str, tuple[dict[str, str], str | None]] = {}  # run -> ({qid: encoder input}, note)
 
     # -- scores, all through evaluate -----------------------------------------------------------------------
     def score(self, measures: str | None) -> None:
@@ -324,6 +326,7 @@ class _Builder:
             "topics": [self._topic(topic, records) for topic, records in topics.items()],
             "turns": turns,
             "texts": text_of,
+            "input_notes": {name: note for name, (_, note) in self.inputs.items() if note},
         }
         if timestamp:
             import datetime
@@ -341,6 +344,9 @@ class _Builder:
             entry = {"hits": [] if hits is None else [[docid, score, grade(docid), passage]
                                                       for docid, score, passage in hits],
                      "missing": hits is None, "values": values}
+            seen = self.inputs.get(name, ({}, None))[0].get(qid)
+            if seen is not None:
+                entry["input"] = seen
             if self.baseline is not None and self.values:
                 base = {m: self.values[self.baseline][m].get(qid) for m in self.measures}
                 entry["delta"] = {m: None if values[m] is None or base[m] is None else values[m] - base[m]
@@ -405,3 +411,54 @@ def _lookup_texts(texts, docids: list[str]) -> tuple[dict[str, str], str | None]
     if note:
         logger.warning(note)
     return text_of, note
+
+
+def encoder_inputs(run: Run, topics: Topics) -> tuple[dict[str, str], str | None]:
+    """What a dense run's encoder saw for each query, when its sidecar records a conversational query mode
+    (`no_res`, `man_can`, `auto_can`): the input ids, truncated as the search truncated them, decoded back to
+    text by the model's tokenizer; and a note saying so (or why it could not be shown). ({}, None) otherwise."""
+    from ..encode.inputs import CONVERSATIONAL_MODES
+    from ..io.runs import sidecar_path
+    from ..io.text import read_json
+
+    sidecar = None if run.path is None else sidecar_path(run.path)
+    if sidecar is None or not sidecar.is_file():
+        return {}, None
+    search = (read_json(sidecar) or {}).get("search") or {}
+    mode = search.get("query")
+    if search.get("retriever") not in ("dense", "convdr") or mode not in CONVERSATIONAL_MODES:
+        return {}, None
+    from ..encode import load_encoder
+    from ..search.queries import dense_inputs
+
+    models = _models_by_query(search, topics)
+    given, _, _, _ = dense_inputs(topics, mode)
+    encoders: dict[str, object] = {}
+    seen = {}
+    for qid, model in models.items():
+        if model not in encoders:
+            try:
+                encoders[model] = load_encoder(model)
+            except UserError as error:
+                logger.warning("%s: its %s input is not shown: %s", run.name, mode, error)
+                return {}, f"the {mode} input is not shown: the model {model} named by {sidecar} cannot be loaded"
+        encoder = encoders[model]
+        ids = encoder.query_token_ids(given[qid], mode, max_concat_length=search.get("max_concat_length"),
+                                      truncate=search.get("truncate"))
+        seen[qid] = encoder.tokenizer.decode(ids)
+    card = next(iter(encoders.values())).card if encoders else None
+    limit = search.get("max_concat_length") or (card.max_concat_length if card else None)
+    truncate = search.get("truncate") or (card.truncate if card else None)
+    return seen, (f"the {mode} input its encoder saw, as the search built it (at most {limit} tokens, "
+                  f"truncation {truncate}), decoded by the model's tokenizer")
+
+
+def _models_by_query(search: dict, topics: Topics) -> dict[str, str]:
+    """{qid: model folder or card} that encoded each query: a cross-validated run's fold model of the query's
+    topic, else the run's one encoder."""
+    if not search.get("cv"):
+        return {query.query_id: str(search.get("encoder")) for query in topics}
+    from ..folds import fold_assignment
+
+    fold_of_topic = fold_assignment(topics)
+    return {query.query_id: str(Path(search["cv"]) / f"fold-{fold_of_topic[query.topic_number]}") for query in topics}

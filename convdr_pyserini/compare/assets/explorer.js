@@ -114,6 +114,7 @@
     var notes = [];
     if (D.baseline) notes.push("* paired two-sided t-test, † paired randomization test: p < 0.05 after Holm's correction across the runs; hover a value for the p-values and the difference. " +
       (S.unit === "turn" ? "Unit: the turn (as trec_eval reports)." : "Unit: the conversation (each conversation's mean over its judged turns, so the turns of one conversation move together)."));
+    Object.keys(D.input_notes).forEach(function (name) { notes.push(name + ": " + D.input_notes[name] + "."); });
     if (D.unjudged.length) notes.push(D.unjudged.length + " of " + D.turns.length + " turns have no judgements: shown grey as unjudged, never counted as 0 (" + D.unjudged.join(", ") + ").");
     return el("section", { id: "overview" },
       el("table", { "class": "scores" }, el("thead", null, head), el("tbody", null, body)),
@@ -267,7 +268,7 @@
         el("code", { text: p.docid }), " retrieved here by: " + (by.length ? by.join(", ") : "no run"), passageText(p.docid));
     });
     var inputs = D.runs.filter(function (name) { return t.runs[name].input; }).map(function (name) {
-      return el("div", { "class": "input" }, el("span", { "class": "key", text: name + " saw" }), el("code", { text: t.runs[name].input }));
+      return el("div", { "class": "input" }, el("span", { "class": "key", title: D.input_notes[name] || null, text: name + " saw" }), el("code", { text: t.runs[name].input }));
     });
     var values = scored ? el("div", { "class": "values" }, t.judged ? D.measures.map(function (m) {
       return el("div", null, el("span", { "class": "key", text: m }), D.runs.map(function (name) {
