@@ -352,5 +352,6 @@
   window.addEventListener("hashchange", follow);
   draw();
   follow();
+  document.body.setAttribute("data-rendered-ms", performance.now().toFixed(1));
   document.body.setAttribute("data-ready", "true");
 })();
