@@ -407,9 +407,10 @@ def _lookup_texts(texts, docids: list[str]) -> tuple[dict[str, str], str | None]
     text_of = {docid: (passage.text if passage.title is None else f"{passage.title}\n{passage.text}")
                for docid, passage in sorted(found.items())}
     missing = len(docids) - len(text_of)
-    note = f"{missing} of the {len(docids)} shown passages are not in {texts} (shown by id only)" if missing else None
+    note = (f"{missing} of the {len(docids)} passages on the page (hits, relevant passages no run retrieved, previous "
+            f"canonical responses) are not in {texts}: shown by id only") if missing else None
     if note:
-        logger.warning(note)
+        logger.info(note)
     return text_of, note
 
 

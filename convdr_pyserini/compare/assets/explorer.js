@@ -114,6 +114,7 @@
     var notes = [];
     if (D.baseline) notes.push("* paired two-sided t-test, † paired randomization test: p < 0.05 after Holm's correction across the runs; hover a value for the p-values and the difference. " +
       (S.unit === "turn" ? "Unit: the turn (as trec_eval reports)." : "Unit: the conversation (each conversation's mean over its judged turns, so the turns of one conversation move together)."));
+    if (D.texts_note) notes.push(D.texts_note + ".");
     Object.keys(D.input_notes).forEach(function (name) { notes.push(name + ": " + D.input_notes[name] + "."); });
     if (D.unjudged.length) notes.push(D.unjudged.length + " of " + D.turns.length + " turns have no judgements: shown grey as unjudged, never counted as 0 (" + D.unjudged.join(", ") + ").");
     return el("section", { id: "overview" },
