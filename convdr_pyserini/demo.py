@@ -143,8 +143,8 @@ def explore(work: Path, runs: dict[str, str]) -> None:
 
     page, png = work / "evaluation/cast20-mini.html", work / "evaluation/cast20-mini-explorer.png"
     started = time.time()
-    compare(TOPICS, runs, qrels=TOPICS, texts=TOPICS, baseline=BASELINE, measures=MEASURES,
-            title="convdr/cast20/mini: BM25, MiniLM dense and ConvDR-KD (5-fold CV)").write(page, overwrite=True)
+    # what `python -m convdr_pyserini.compare` writes with these runs (the README shows the command)
+    compare(TOPICS, runs, qrels=TOPICS, texts=TOPICS, baseline=BASELINE, measures=MEASURES).write(page, overwrite=True)
     print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB, {time.time() - started:.1f} s)")
     if find_chromium() is None:
         print(f"skipped {png}: no chromium here to take the screenshot (apt-get install chromium)")

@@ -82,8 +82,18 @@
       scored ? unit : null);
   }
 
+  function inputNotes() {
+    var notes = [];
+    if (D.texts_note) notes.push(D.texts_note + ".");
+    Object.keys(D.input_notes).forEach(function (name) { notes.push(name + ": " + D.input_notes[name] + "."); });
+    return notes;
+  }
+
   function overview() {
-    if (!scored) return el("section", { id: "overview" }, el("p", { "class": "note", text: "No qrels given: no measures, only ranks, texts and overlaps." }));
+    if (!scored) {
+      return el("section", { id: "overview" }, ["No qrels given: no measures, only ranks, texts and overlaps."].concat(inputNotes())
+        .map(function (n) { return el("p", { "class": "note", text: n }); }));
+    }
     var rows = D.overview[S.unit];
     var what = S.unit === "turn" ? "turns" : "conversations";
     var head = el("tr", null, el("th", { text: "run" }), D.measures.map(function (m) { return el("th", { text: m }); }),
@@ -114,8 +124,7 @@
     var notes = [];
     if (D.baseline) notes.push("* paired two-sided t-test, † paired randomization test: p < 0.05 after Holm's correction across the runs; hover a value for the p-values and the difference. " +
       (S.unit === "turn" ? "Unit: the turn (as trec_eval reports)." : "Unit: the conversation (each conversation's mean over its judged turns, so the turns of one conversation move together)."));
-    if (D.texts_note) notes.push(D.texts_note + ".");
-    Object.keys(D.input_notes).forEach(function (name) { notes.push(name + ": " + D.input_notes[name] + "."); });
+    notes = notes.concat(inputNotes());
     if (D.unjudged.length) notes.push(D.unjudged.length + " of " + D.turns.length + " turns have no judgements: shown grey as unjudged, never counted as 0 (" + D.unjudged.join(", ") + ").");
     return el("section", { id: "overview" },
       el("table", { "class": "scores" }, el("thead", null, head), el("tbody", null, body)),
