@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dense_search import alternating  # noqa: E402  (the one alternating timer of bench/)
 
 TOPICS = "convdr/cast20/mini"
@@ -40,31 +39,21 @@ GOALS = {"page_mb": 8.0, "build_s": 10.0, "first_view_s": 1.0}
 
 def first_views(page: Path, repeat: int) -> tuple[list[float], list[float]]:
     """Seconds to the end of the first drawing and to the first contentful paint, `repeat` fresh loads."""
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    from convdr_pyserini.compare.browser import CHROMIUM_FLAGS, find_chromium
+    from convdr_pyserini.compare.browser import headless_driver
 
     drawn, painted = [], []
-    with tempfile.TemporaryDirectory(prefix="explorer-bench-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = find_chromium()
-        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
-        try:
-            driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
-            for _ in range(repeat + 1):  # the first load warms the browser up and is not counted
-                driver.get("about:blank")
-                driver.get(page.resolve().as_uri())
-                body = driver.find_element("css selector", "body[data-ready]")
-                drawn.append(float(body.get_attribute("data-rendered-ms")) / 1000)
-                paint = driver.execute_script(
-                    "var e = performance.getEntriesByName('first-contentful-paint'); return e.length ? e[0].startTime : null")
-                painted.append(None if paint is None else paint / 1000)
-        finally:
-            driver.quit()
+    driver = headless_driver()
+    try:
+        for _ in range(repeat + 1):  # the first load warms the browser up and is not counted
+            driver.get("about:blank")
+            driver.get(page.resolve().as_uri())
+            body = driver.find_element("css selector", "body[data-ready]")
+            drawn.append(float(body.get_attribute("data-rendered-ms")) / 1000)
+            paint = driver.execute_script(
+                "var e = performance.getEntriesByName('first-contentful-paint'); return e.length ? e[0].startTime : null")
+            painted.append(None if paint is None else paint / 1000)
+    finally:
+        driver.quit()
     return drawn[1:], [p for p in painted[1:] if p is not None]
 
 

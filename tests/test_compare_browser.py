@@ -5,14 +5,12 @@ path given, no driver download), the page opened from file:// with the network s
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 import convdr_pyserini as cp
-from convdr_pyserini.compare.browser import CHROMIUM_FLAGS, find_chromium
+from convdr_pyserini.compare.browser import CHROMEDRIVER, find_chromium, headless_driver
 
 TOPICS = "convdr/cast20/mini"
 RUNS_DIR = "evaluation/runs/cast20-mini-rerank"
@@ -20,12 +18,11 @@ RUNS = {"BM25 automatic": f"{RUNS_DIR}/bm25-automatic.trec", "ConvDR-KD": f"{RUN
         "teacher raw": f"{RUNS_DIR}/convdr-teacher-raw.seed-1.trec",
         "student KD": f"{RUNS_DIR}/convdr-student-kd.seed-1.trec"}
 DEMO_PAGE = Path("evaluation/cast20-mini.html")
-DRIVER = "/usr/bin/chromedriver"
 INJECTION = "</script><script>window.__x=1</script>"
 
 
 def _browser_missing() -> str | None:
-    if find_chromium() is None or not os.path.exists(DRIVER):
+    if find_chromium() is None or not os.path.exists(CHROMEDRIVER):
         return ("Debian's chromium and chromium-driver are not installed (`make test` installs them when it runs as "
                 "root: apt-get install chromium chromium-driver)")
     return None
@@ -36,23 +33,9 @@ pytestmark = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_
 
 @pytest.fixture(scope="module")
 def browser():
-    os.environ["SE_OFFLINE"] = "true"  # selenium: never download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="explorer-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = find_chromium()
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument("--window-size=1400,1000")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
-    driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    driver = headless_driver(console=True)
     yield driver
     driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

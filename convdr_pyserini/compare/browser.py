@@ -1,5 +1,5 @@
-"""Headless Chromium for the explorer page: the screenshot `make demo` writes, and the flags the browser tests and
-the bench share. Debian's `chromium` package (`apt-get install chromium`); nothing is downloaded."""
+"""Headless Chromium for the explorer page: the screenshot `make demo` writes, and the selenium driver the browser
+tests and the bench share. Debian's `chromium` and `chromium-driver` packages; nothing is downloaded."""
 from __future__ import annotations
 
 import logging
@@ -43,3 +43,34 @@ def screenshot(page: str | os.PathLike, png: str | os.PathLike, size: tuple[int,
         with atomic_output(png, "wb", inputs=[page], overwrite=True) as handle:
             handle.write(shot.read_bytes())
     return Path(png)
+
+
+CHROMEDRIVER = "/usr/bin/chromedriver"  # Debian's chromium-driver
+
+
+def headless_driver(window: tuple[int, int] = (1400, 1000), console: bool = False):
+    """A selenium Chrome driver on the local headless Chromium and Debian's chromedriver (given by path: selenium
+    downloads nothing, `SE_OFFLINE=true`), a fresh profile, the network switched off. `console` keeps the page's
+    console messages for `get_log("browser")`. selenium comes with the test extras (`pip install -e .[test]`).
+    The caller quits it; the profile folder is removed at exit."""
+    import atexit
+    import shutil as _shutil
+
+    os.environ["SE_OFFLINE"] = "true"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = find_chromium()
+    if chromium is None or not os.path.exists(CHROMEDRIVER):
+        raise UserError(f"headless browsing needs chromium and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
+    profile = tempfile.mkdtemp(prefix="explorer-chromium-")
+    atexit.register(_shutil.rmtree, profile, ignore_errors=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}"):
+        options.add_argument(flag)
+    if console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    return driver
