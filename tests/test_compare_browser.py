@@ -143,6 +143,7 @@ def test_injected_markup_stays_text(browser, shared_data, tmp_path):
 
 @pytest.mark.skipif(not DEMO_PAGE.is_file(), reason="evaluation/cast20-mini.html is written by `make demo`")
 def test_the_demo_page(browser):
+    assert DEMO_PAGE.stat().st_size <= 8_000_000
     open_page(browser, DEMO_PAGE, "#81_3")
     assert severe_logs(browser) == []
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
