@@ -59,12 +59,18 @@ def severe_logs(driver) -> list:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_page_renders_offline_without_errors_or_requests(browser, page):
+def test_page_renders_offline_without_errors_or_requests(browser, page, explorer):
     open_page(browser, page)
     assert severe_logs(browser) == []
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     assert len(browser.find_elements("css selector", "#topic-list .topic")) == 25
     assert browser.find_element("css selector", "table.scores").text.count("\n") >= 4
+    browser.find_element("css selector", 'button[data-unit="conversation"]').click()  # the conversation as the unit
+    cell = browser.find_element("css selector", 'table.scores td[data-run="student KD"][data-measure="nDCG@3"]')
+    expected = explorer.data["overview"]["conversation"]["student KD"]["nDCG@3"]
+    assert float(cell.get_attribute("data-value")) == expected["mean"] and f"{expected['mean']:.4f}" in cell.text
+    assert "Holm-adjusted across runs" in cell.get_attribute("title")
+    assert "conversations" in browser.find_element("css selector", "table.scores thead").text
 
 
 def test_opening_topic_81_lists_its_turns_in_order_with_raw_and_manual_texts(browser, page):
