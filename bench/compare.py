@@ -4,7 +4,9 @@ The page is the demo's (`make demo`: BM25 automatic, dense raw, dense manual and
 baseline dense raw, the mini collection's texts); without the demo's runs, the committed runs of the reranking
 matrix stand in (said in the output). Timed:
 
-- build: `cp.compare(...)` and writing the page, against the reference `cp.evaluate(...)` of the same runs and
+- build, cold: `python -m convdr_pyserini.compare` as a user runs it, in a fresh process (imports included: torch
+  and the ConvDR model for the `no_res` input its encoder saw);
+- build, warm: `cp.compare(...)` and writing the page, against the reference `cp.evaluate(...)` of the same runs and
   measures (the scoring the page is built on), best of `--repeat` rounds calling each in turn: the ratio says
   what the page costs on top of evaluating;
 - first view: the page opened from file:// in headless Chromium (selenium, Debian's chromedriver, network off),
@@ -19,8 +21,10 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -76,6 +80,12 @@ def main() -> None:
         def evaluate():
             cp.evaluate(TOPICS, runs, MEASURES, baseline="dense raw")
 
+        command = [sys.executable, "-m", "convdr_pyserini.compare", "--topics", TOPICS, "--qrels", TOPICS, "--texts",
+                   TOPICS, *(f"--run={name}={path}" for name, path in runs.items()), "--baseline", "dense raw",
+                   "--measures", MEASURES, "--output", str(Path(tmp) / "cold.html"), "-q"]
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        cold = time.perf_counter() - started
         best = alternating(args.repeat, {"build": build, "evaluate": evaluate})
         size = page.stat().st_size
         drawn, painted = first_views(page, args.repeat)
@@ -84,20 +94,22 @@ def main() -> None:
     source = "the demo's runs (make demo)" if demo else "the committed runs of the reranking matrix (no make demo here)"
     print(f"page of {len(runs)} runs on {TOPICS} from {source}; {os.cpu_count()} CPUs; load average {' '.join(load)}")
     print(f"  page size      {size / 1e6:8.2f} MB   (goal <= {GOALS['page_mb']:g} MB)")
-    print(f"  build          {best['build']:8.2f} s    (goal <= {GOALS['build_s']:g} s; best of {args.repeat})")
+    print(f"  build, cold    {cold:8.2f} s    (goal <= {GOALS['build_s']:g} s; the command in a fresh process)")
+    print(f"  build, warm    {best['build']:8.2f} s    (best of {args.repeat}, in one process)")
     print(f"  evaluate alone {best['evaluate']:8.2f} s    (the reference: page build / evaluate = {ratio:.2f})")
     print(f"  first view     {min(drawn):8.3f} s    best, median {statistics.median(drawn):.3f} s "
           f"(goal <= {GOALS['first_view_s']:g} s; end of the first drawing, {len(drawn)} loads)")
     if painted:
         print(f"  first paint    {min(painted):8.3f} s    best, median {statistics.median(painted):.3f} s")
     print(json.dumps({"bench": "compare", "runs": "demo" if demo else "committed", "cpus": os.cpu_count(),
-                      "loadavg": load, "page_bytes": size, "build_seconds": round(best["build"], 3),
+                      "loadavg": load, "page_bytes": size, "build_seconds_cold": round(cold, 3),
+                      "build_seconds": round(best["build"], 3),
                       "evaluate_seconds": round(best["evaluate"], 3), "ratio_build_to_evaluate": round(ratio, 3),
                       "first_view_seconds": {"best": round(min(drawn), 4), "median": round(statistics.median(drawn), 4)},
                       "first_paint_seconds": None if not painted else
                       {"best": round(min(painted), 4), "median": round(statistics.median(painted), 4)},
                       "goals": GOALS,
-                      "goals_met": {"page_mb": size / 1e6 <= GOALS["page_mb"], "build_s": best["build"] <= GOALS["build_s"],
+                      "goals_met": {"page_mb": size / 1e6 <= GOALS["page_mb"], "build_s": cold <= GOALS["build_s"],
                                     "first_view_s": statistics.median(drawn) <= GOALS["first_view_s"]}}))
 
 

@@ -434,16 +434,18 @@ def encoder_inputs(run: Run, topics: Topics) -> tuple[dict[str, str], str | None
 
     models = _models_by_query(search, topics)
     given, _, _, _ = dense_inputs(topics, mode)
-    encoders: dict[str, object] = {}
+    encoders: dict[str, object] = {}  # by `_tokenizing`: folds that tokenize alike share one loaded model
+    keys = {model: _tokenizing(model) for model in set(models.values())}
     seen = {}
     for qid, model in models.items():
-        if model not in encoders:
+        key = keys[model]
+        if key not in encoders:
             try:
-                encoders[model] = load_encoder(model)
+                encoders[key] = load_encoder(model)
             except UserError as error:
                 logger.warning("%s: its %s input is not shown: %s", run.name, mode, error)
                 return {}, f"the {mode} input is not shown: the model {model} named by {sidecar} cannot be loaded"
-        encoder = encoders[model]
+        encoder = encoders[key]
         ids = encoder.query_token_ids(given[qid], mode, max_concat_length=search.get("max_concat_length"),
                                       truncate=search.get("truncate"))
         seen[qid] = encoder.tokenizer.decode(ids)
@@ -452,6 +454,26 @@ def encoder_inputs(run: Run, topics: Topics) -> tuple[dict[str, str], str | None
     truncate = search.get("truncate") or (card.truncate if card else None)
     return seen, (f"the {mode} input its encoder saw, as the search built it (at most {limit} tokens, "
                   f"truncation {truncate}), decoded by the model's tokenizer")
+
+
+def _tokenizing(model: str) -> str:
+    """What decides a model folder's input ids: every file but its weights, card and loss log (the tokenizer, the
+    model config), and the card's lengths, truncation and tokenizer settings. Equal for the folds of one training,
+    so their inputs come from one loaded model. A card name (not a folder) is its own key."""
+    import hashlib
+
+    from ..encode.cards import CARD_FILE, WEIGHT_FILES, resolve_card
+
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name not in (*WEIGHT_FILES, CARD_FILE, "losses.tsv"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    card = resolve_card(folder).to_mapping()
+    digest.update(repr((card["architecture"], card["max_length"], card["tokenizer"], card["truncate"])).encode())
+    return digest.hexdigest()
 
 
 def _models_by_query(search: dict, topics: Topics) -> dict[str, str]:
