@@ -211,6 +211,7 @@ def test_command_writes_a_deterministic_page_and_refuses_to_replace_it(shared_da
     (["--run", "A=" + RUNS["ConvDR-KD"], "--run", "A=" + RUNS["BM25 automatic"]], "two runs are named 'A'"),
     (["--run", RUNS["ConvDR-KD"], "--baseline", "nope"], "--baseline 'nope' is not one of the runs"),
     (["--run", RUNS["ConvDR-KD"], "--depth", "0"], "--depth 0 is below 1"),
+    (["--run", RUNS["ConvDR-KD"], "--focus", "nope"], "--focus 'nope' is not one of the runs"),
 ])
 def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys, extra, message):
     out = tmp_path / "page.html"

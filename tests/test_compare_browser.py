@@ -114,6 +114,8 @@ def test_sorting_by_delta_gives_the_order_python_computes(browser, page, explore
     open_page(browser, page)
     from selenium.webdriver.support.ui import Select
 
+    topics = lambda: [row.get_attribute("data-topic") for row in browser.find_elements("css selector", "#topic-list .topic")]  # noqa: E731
+    assert explorer.data["focus"] == "student KD" and topics() == explorer.topic_order()  # the default view
     for run in ("student KD", "teacher raw"):
         Select(browser.find_element("css selector", 'select[name="focus"]')).select_by_value(run)
         Select(browser.find_element("css selector", 'select[name="measure"]')).select_by_value("RR(rel=2)")

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", dest="runs", action="append", required=True, metavar="NAME=PATH",
                         help="a run file (trec or msmarco), named NAME or by its file stem; 1 to 8 (repeatable)")
     parser.add_argument("--baseline", metavar="NAME", help="the run the others are compared with")
+    parser.add_argument("--focus", metavar="NAME", help="the run the conversations are first sorted and coloured by "
+                        "(default: the last run other than the baseline; the page offers the others)")
     parser.add_argument("--measures", help='an ir_measures string, e.g. "nDCG@3 RR(rel=2) R@100" (default: the '
                         "dataset's preset)")
     parser.add_argument("--depth", type=int, default=10, help="hits shown per turn (default 10)")
@@ -55,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     prepare_output(args.output, [*runs.values(), args.topics, args.qrels, args.texts], args.overwrite)
     explorer = compare(args.topics, runs, qrels=args.qrels, texts=args.texts, baseline=args.baseline,
                        measures=args.measures, depth=args.depth, aggregate=args.aggregate, title=args.title,
-                       timestamp=args.timestamp)
+                       timestamp=args.timestamp, focus=args.focus)
     path = explorer.write(args.output, overwrite=args.overwrite)
     logger.info("wrote %s (%d turns, %d runs, %.1f MB)", path, len(explorer.turns), len(explorer.runs),
                 path.stat().st_size / 1e6)

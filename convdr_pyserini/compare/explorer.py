@@ -53,8 +53,8 @@ class Explorer:
         raise KeyError(query_id)
 
     def topic_order(self, run: str | None = None, measure: str | None = None) -> list[str]:
-        """Topic ids by mean delta of `run` against the baseline on `measure` (default: the first other run and the
-        first measure), worst first; topics without a delta last; ties by topic id as a number, then as text."""
+        """Topic ids by mean delta of `run` against the baseline on `measure` (default: the focus run and the first
+        measure), worst first; topics without a delta last; ties by topic id as a number, then as text."""
         run = run or self.data["focus"]
         measure = measure or self.data["measures"][0]
         deltas = [(topic["id"], (topic["delta"].get(run) or {}).get(measure)) for topic in self.data["topics"]]
@@ -105,6 +105,7 @@ def compare(
     aggregate: str | None = None,
     title: str | None = None,
     timestamp: bool = False,
+    focus: str | None = None,
 ) -> Explorer:
     """Gather what every run did to every turn of every conversation.
 
@@ -113,7 +114,9 @@ def compare(
     `texts` (optional): a dataset id with docs, a Lucene index with stored raw documents or a JsonCollection;
     `baseline`: one of the runs' names; `measures`: an ir_measures string (default: the dataset's preset);
     `depth`: hits shown per turn; `aggregate`: a passage run's documents against document qrels (`maxp`, ...), each
-    shown with its best passage. Bad input is one `InvalidInput` listing every problem."""
+    shown with its best passage; `focus`: the run the conversations are first sorted and coloured by (default: the
+    last run other than the baseline; the page lets the reader pick another). Bad input is one `InvalidInput`
+    listing every problem."""
     from ..evaluate.inputs import read_runs
     from ..resolve import load_topics
 
@@ -125,10 +128,11 @@ def compare(
         raise TypeError(f"depth must be an integer, not {type(depth).__name__}")
     if depth < 1:
         problems.append(f"{{depth}} {depth} is below 1: give the number of hits to show per turn")
-    if baseline is not None and baseline not in named:
-        problems.append(f"{{baseline}} {baseline!r} is not one of the runs ({', '.join(named)})")
+    for parameter, value in (("baseline", baseline), ("focus", focus)):
+        if value is not None and value not in named:
+            problems.append(f"{{{parameter}}} {value!r} is not one of the runs ({', '.join(named)})")
     if problems:
-        raise InvalidInput(problems, "depth", "baseline", "runs")
+        raise InvalidInput(problems, "depth", "baseline", "focus", "runs")
     topics = load_topics(topics)
     loaded = {name: members[0] for name, members in read_runs(named, None).items()}
     _drop_unknown_queries(loaded, topics)
@@ -145,7 +149,7 @@ def compare(
     builder.inputs = {name: encoder_inputs(run, topics) for name, run in loaded.items()}
     if qrels_obj is not None:
         builder.score(measures)
-    data = builder.data(texts, title, timestamp)
+    data = builder.data(texts, title, timestamp, focus)
     inputs = [str(getattr(run, "path", None) or "") for run in loaded.values()]
     inputs += [str(path) for path in (getattr(topics, "path", None), getattr(qrels_obj, "path", None), texts)
                if path is not None]
@@ -285,7 +289,7 @@ class _Builder:
             return str(number)
         return qid.rsplit("_", 1)[0] if "_" in qid else qid
 
-    def data(self, texts, title: str | None, timestamp: bool) -> dict:
+    def data(self, texts, title: str | None, timestamp: bool, focus: str | None) -> dict:
         judgments = self.qrels.judgments if self.qrels is not None else {}
         turns, topics = [], {}
         previous_hits: dict[str, list[str]] = {}
@@ -303,7 +307,7 @@ class _Builder:
                         | {docid for record in turns for docid, _ in record["missed"]}
                         | {entry["docid"] for record in turns for entry in record["previous"]})
         text_of, text_note = _lookup_texts(texts, needed)
-        focus = next((name for name in self.names if name != self.baseline), self.names[0])
+        focus = focus or next((name for name in reversed(self.names) if name != self.baseline), self.names[0])
         data = {
             "title": title or f"{self.topics.source}: {len(self.names)} run{'s' * (len(self.names) > 1)}",
             "topics_source": self.topics.source,
