@@ -46,7 +46,7 @@
     if (delta === null || delta === undefined) return "#d0d0d0";
     var strength = Math.min(Math.abs(delta), 1);
     var light = Math.round(96 - 56 * Math.sqrt(strength));
-    return delta === 0 ? "hsl(0,0%,88%)" : "hsl(" + (delta > 0 ? 130 : 0) + ",60%," + light + "%)";
+    return delta === 0 ? "#ffffff" : "hsl(" + (delta > 0 ? 130 : 0) + ",60%," + light + "%)";
   }
   function valueColor(value) {
     if (value === null || value === undefined) return "#d0d0d0";
@@ -208,7 +208,10 @@
       select("sort", "sort", (scored && D.baseline ? [["delta", "Δ vs baseline (worst first)"]] : []).concat([["topic", "topic"], ["turns", "turns"]]), S.sort, function (v) { S.sort = v; draw(); }),
       el("label", null, "filter ", el("input", { type: "search", name: "filter", value: S.filter, placeholder: "topic or words",
         oninput: function (e) { S.filter = e.target.value; drawList(); } })));
-    return el("section", { id: "conversations" }, el("h2", { text: "Conversations" }), controls, el("div", { id: "topic-list" }));
+    var legend = scored ? el("p", { "class": "note", text: "One cell per turn, oldest first: " + (D.baseline ?
+      "green where the run beats " + D.baseline + " on the measure, red where it loses, white for a tie" : "darker for a higher value") +
+      ", hatched grey where the turn is unjudged. Click a conversation to open its timeline." }) : null;
+    return el("section", { id: "conversations" }, el("h2", { text: "Conversations" }), controls, legend, el("div", { id: "topic-list" }));
   }
 
   function strip(topic, name) {
@@ -219,7 +222,7 @@
       var judged = t.judged && value !== null && value !== undefined;
       var color = !scored ? "#bbb" : !judged ? "#d0d0d0" : D.baseline && name !== D.baseline ? deltaColor(delta) : valueColor(value);
       var title = qid + (scored ? (judged ? ": " + S.measure + " " + fmt(value) + (D.baseline && name !== D.baseline ? " (Δ " + signed(delta) + ")" : "") : ": unjudged") : "");
-      return el("a", { href: "#" + qid, "class": "cell" + (judged ? "" : " unjudged"), style: "background:" + color, title: title });
+      return el("a", { href: "#" + qid, "class": "cell" + (judged ? "" : " unjudged"), style: "background-color:" + color, title: title });
     }));
   }
 
@@ -256,7 +259,7 @@
             var r = TURNS[qid].runs[name], v = r.values[S.measure], d = r.delta ? r.delta[S.measure] : undefined;
             var judged = v !== null && v !== undefined;
             var bg = !judged ? "#d0d0d0" : D.baseline && name !== D.baseline ? deltaColor(d) : valueColor(v);
-            return el("td", { "class": "num", style: "background:" + bg, title: judged && d !== undefined && name !== D.baseline ? "Δ " + signed(d) : null,
+            return el("td", { "class": "num" + (judged ? "" : " unjudged"), style: "background-color:" + bg, title: judged && d !== undefined && name !== D.baseline ? "Δ " + signed(d) : null,
               text: judged ? fmt(v, 2) : (TURNS[qid].judged ? "–" : "unj.") });
           }));
       })) : null;
