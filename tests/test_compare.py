@@ -182,6 +182,29 @@ def test_passage_runs_against_document_qrels_show_documents_with_their_best_pass
         for docid, score, _, passage in turn["runs"]["bm25"]["hits"]:
             own = [value for pid, value in scores.items() if pid.rsplit("-", 1)[0] == docid]
             assert passage.rsplit("-", 1)[0] == docid and score == scores[passage] == max(own)
+    second = explorer.turn("106_2")["previous"]  # CAsT-21 topics carry the canonical passages' texts
+    assert second == [{"docid": "MARCO_D59865-7", "kinds": ["manual", "automatic"],
+                       "text": cp.load_topics("convdr/cast21")["106_2"].history_manual_canonical_passages[-1]}]
+
+
+def test_texts_from_a_lucene_index_and_from_a_json_collection(shared_data, tmp_path):
+    from convdr_pyserini import datasets
+    from convdr_pyserini.index.__main__ import main as index_main
+
+    lines = (datasets.collection_jsonl(TOPICS) / "docs.jsonl").read_text(encoding="utf-8").splitlines()
+    wanted = {docid for docid, _, _, _ in cp.compare(TOPICS, {"bm25": RUNS["BM25 automatic"]}, depth=3).turn("81_3")
+              ["runs"]["bm25"]["hits"]}
+    chosen = [line for line in lines if json.loads(line)["id"] in wanted] + lines[:20]
+    (tmp_path / "collection").mkdir()
+    (tmp_path / "collection" / "docs.jsonl").write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    assert index_main(["lucene", "--collection", str(tmp_path / "collection"), "--output", str(tmp_path / "lucene")]) == 0
+    expected = {json.loads(line)["id"]: json.loads(line)["contents"] for line in chosen}
+    for texts in (tmp_path / "lucene", tmp_path / "collection" / "docs.jsonl", tmp_path / "collection", TOPICS):
+        explorer = cp.compare(TOPICS, {"bm25": RUNS["BM25 automatic"]}, texts=texts, depth=3)
+        shown = explorer.data["texts"]
+        assert {docid: shown[docid] for docid in wanted} == {docid: expected[docid] for docid in wanted}, texts
+        if texts != TOPICS:  # the small collections lack most of the other shown passages: counted in a note
+            assert explorer.data["texts_note"].endswith(f"are not in {texts}: shown by id only")
 
 
 def test_page_escapes_the_embedded_json():

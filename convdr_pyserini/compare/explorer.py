@@ -388,16 +388,21 @@ class _Builder:
 
 
 def _previous_responses(query) -> list[dict]:
-    """The previous turn's canonical responses where the dataset has them (manual and automatic; CAsT-20/21)."""
+    """The previous turn's canonical responses where the dataset has them (manual and automatic; CAsT-20/21), with
+    their text where the topics carry it (CAsT-21)."""
     found = []
     for kind in ("manual", "automatic"):
         ids = getattr(query, f"history_{kind}_canonical_result_ids", None)
-        if ids:
-            entry = next((e for e in found if e["docid"] == ids[-1]), None)
-            if entry is None:
-                found.append({"docid": ids[-1], "kinds": [kind]})
-            else:
-                entry["kinds"].append(kind)
+        if not ids:
+            continue
+        entry = next((e for e in found if e["docid"] == ids[-1]), None)
+        if entry is None:
+            entry = {"docid": ids[-1], "kinds": []}
+            texts = getattr(query, f"history_{kind}_canonical_passages", None)
+            if texts:
+                entry["text"] = texts[-1]
+            found.append(entry)
+        entry["kinds"].append(kind)
     return found
 
 

@@ -56,8 +56,8 @@
     if (grade === null || grade === undefined) return el("span", { "class": "grade unjudged", title: "not in the qrels", text: D.qrels_source ? "unjudged" : "no qrels" });
     return el("span", { "class": "grade g" + Math.max(0, Math.min(grade, 4)), title: "qrels grade " + grade, text: String(grade) });
   }
-  function passageText(docid, open) {
-    var text = D.texts[docid];
+  function passageText(docid, open, given) {
+    var text = D.texts[docid] !== undefined ? D.texts[docid] : given;
     if (text === undefined) return null;
     var details = el("details", { "class": "text" }, el("summary", { text: text.length > 90 ? text.slice(0, 90) + "…" : text }), el("p", { text: text }));
     if (open) details.open = true;
@@ -268,7 +268,7 @@
 
   function rankIn(name, qid, docid) {
     var hits = TURNS[qid].runs[name].hits;
-    for (var i = 0; i < hits.length; i++) if (hits[i][0] === docid) return i + 1;
+    for (var i = 0; i < hits.length; i++) if (hits[i][0] === docid || hits[i][3] === docid) return i + 1;
     return 0;
   }
 
@@ -278,7 +278,7 @@
     var previous = t.previous.map(function (p) {
       var by = D.runs.map(function (name) { var r = rankIn(name, t.id, p.docid); return r ? name + " @" + r : null; }).filter(Boolean);
       return el("div", { "class": "previous" }, el("span", { "class": "key", text: "previous turn's canonical passage (" + p.kinds.join(", ") + ")" }),
-        el("code", { text: p.docid }), " retrieved here by: " + (by.length ? by.join(", ") : "no run"), passageText(p.docid));
+        el("code", { text: p.docid }), " retrieved here by: " + (by.length ? by.join(", ") : "no run"), passageText(p.docid, false, p.text));
     });
     var inputs = D.runs.filter(function (name) { return t.runs[name].input; }).map(function (name) {
       return el("div", { "class": "input" }, el("span", { "class": "key", title: D.input_notes[name] || null, text: name + " saw" }), el("code", { text: t.runs[name].input }));
