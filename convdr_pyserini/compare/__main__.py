@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from .._cli import ArgumentParser, cli_main, positive_int
+from .._cli import ArgumentParser, cli_main
 from ..io.passage_runs import AGGREGATIONS
 
 logger = logging.getLogger("convdr_pyserini.compare")
