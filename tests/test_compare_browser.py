@@ -73,8 +73,9 @@ def test_page_renders_offline_without_errors_or_requests(browser, page, explorer
     assert "conversations" in browser.find_element("css selector", "table.scores thead").text
 
 
-def test_opening_topic_81_lists_its_turns_in_order_with_raw_and_manual_texts(browser, page):
-    open_page(browser, page)
+@pytest.mark.parametrize("which", ["built here", "the committed demo page"])
+def test_opening_topic_81_lists_its_turns_in_order_with_raw_and_manual_texts(browser, page, which):
+    open_page(browser, page if which == "built here" else DEMO_PAGE)
     browser.find_element("css selector", '.topic[data-topic="81"] .topic-head .label').click()
     turns = browser.find_elements("css selector", '.topic[data-topic="81"] .turn')
     topics = cp.load_topics(TOPICS)
@@ -149,7 +150,6 @@ def test_injected_markup_stays_text(browser, shared_data, tmp_path):
     assert severe_logs(browser) == []
 
 
-@pytest.mark.skipif(not DEMO_PAGE.is_file(), reason="evaluation/cast20-mini.html is written by `make demo`")
 def test_the_demo_page(browser):
     assert DEMO_PAGE.stat().st_size <= 8_000_000
     open_page(browser, DEMO_PAGE, "#81_3")
