@@ -15,7 +15,7 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow test-guide bench experiments fidelity-env fidelity clean
+.PHONY: install demo test test-slow test-guide bench experiments fidelity-env fidelity clean browser
 
 install: $(STAMP)
 
@@ -32,9 +32,19 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 demo: $(STAMP)
 	$(PY) -m convdr_pyserini.demo
 
-test: $(STAMP)
+# The explorer's browser tests need Debian's chromium and chromium-driver: installed here when running as root
+# (CI) and missing; elsewhere those tests skip and say why.
+test: $(STAMP) browser
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
+
+browser:
+	@if [ "$$(id -u)" = 0 ] && ! { command -v chromium && test -x /usr/bin/chromedriver; } >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium and chromium-driver (browser tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null \
+	  || echo "warning: apt-get could not install chromium chromium-driver; the browser tests will skip"; \
+	fi
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

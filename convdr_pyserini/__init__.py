@@ -26,6 +26,7 @@ _EXPORTS = {
     "fuse_rrf": "search",
     "CrossEncoderReranker": "rerank",
     "Report": "evaluate", "evaluate": "evaluate",
+    "Explorer": "compare", "compare": "compare",
     "TrainConfig": "train", "train": "train",
     "ConvDRQueryEncoder": "encode", "load_encoder": "encode",
     "DenseIndexConfig": "index", "build_dense_index": "index", "build_lucene_index": "index",

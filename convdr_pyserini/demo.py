@@ -5,7 +5,10 @@
 3. runs: BM25 raw/manual/automatic, dense raw/manual/zero-shot no_res, ConvDR (per-fold models), RRF(BM25
    automatic, ConvDR);
 4. the comparison table (NDCG@3, RR(rel=2), R@100; significance against dense raw);
-5. `evaluation/cast20-mini.md` and the NDCG@3-by-turn plot `evaluation/cast20-mini-by-turn.png`.
+5. `evaluation/cast20-mini.md` and the NDCG@3-by-turn plot `evaluation/cast20-mini-by-turn.png`;
+6. the run explorer `evaluation/cast20-mini.html` (BM25 automatic, dense raw, dense manual, ConvDR-KD against dense
+   raw, with the mini collection's texts) and its screenshot `evaluation/cast20-mini-explorer.png` (headless
+   Chromium; skipped, saying so, where there is none).
 
 Every step calls the library and is skipped when its output already exists, so a rerun only re-evaluates
 (the report and plot are regenerated). Outputs go under `--workdir` (default: the current directory).
@@ -32,6 +35,9 @@ SEED = 42
 PLOTTED = {"BM25 automatic": "BM25 auto", "dense raw": "dense raw", "dense manual": "dense manual",
            "dense no_res (zero-shot)": "zero-shot", "ConvDR-KD no_res (5-fold CV)": "ConvDR-KD",
            "RRF(BM25 automatic, ConvDR)": "RRF"}
+# the runs on the explorer page, with their names there
+EXPLORED = {"BM25 automatic": "BM25 automatic", "dense raw": "dense raw", "dense manual": "dense manual",
+            "ConvDR-KD no_res (5-fold CV)": "ConvDR-KD"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +107,7 @@ def main(args: argparse.Namespace) -> int:
     for name, (path, spec) in searches.items():
         step(f"search: {name}", path, lambda path=path, spec=spec: spec.execute(path))
     table = evaluate(work, {name: str(path) for name, (path, _) in searches.items()})
+    explore(work, {EXPLORED[name]: str(path) for name, (path, _) in searches.items() if name in EXPLORED})
     print("\n" + table)
     seconds = time.time() - started
     built = ", ".join(f"{name} {value:.0f} s" for name, value in timings.items()) or "everything reused"
@@ -127,6 +134,23 @@ def evaluate(work: Path, runs: dict[str, str]) -> str:
                inputs=list(runs.values()), overwrite=True)
     print(f"wrote {report} and {plot}")
     return result.table()
+
+
+def explore(work: Path, runs: dict[str, str]) -> None:
+    """Write the run explorer page and its screenshot (replacing older ones)."""
+    from .compare import compare
+    from .compare.browser import find_chromium, screenshot
+
+    page, png = work / "evaluation/cast20-mini.html", work / "evaluation/cast20-mini-explorer.png"
+    started = time.time()
+    # what `python -m convdr_pyserini.compare` writes with these runs (the README shows the command)
+    compare(TOPICS, runs, qrels=TOPICS, texts=TOPICS, baseline=BASELINE, measures=MEASURES).write(page, overwrite=True)
+    print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB, {time.time() - started:.1f} s)")
+    if find_chromium() is None:
+        print(f"skipped {png}: no chromium here to take the screenshot (apt-get install chromium)")
+        return
+    screenshot(page, png)
+    print(f"wrote {png}")
 
 
 if __name__ == "__main__":

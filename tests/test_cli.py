@@ -11,6 +11,7 @@ CLI_MODULES = [
     "convdr_pyserini.index",
     "convdr_pyserini.search",
     "convdr_pyserini.evaluate",
+    "convdr_pyserini.compare",
     "convdr_pyserini.reproduce",
     "convdr_pyserini.train",
     "convdr_pyserini.rerank",

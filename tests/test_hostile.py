@@ -23,6 +23,7 @@ import pytest
 
 from conftest import small_indexes
 from convdr_pyserini.collection.__main__ import main as collection_main
+from convdr_pyserini.compare.__main__ import main as compare_main
 from convdr_pyserini.evaluate.__main__ import main as evaluate_main
 from convdr_pyserini.ids.__main__ import main as ids_main
 from convdr_pyserini.index.__main__ import main as index_main
@@ -123,6 +124,17 @@ def binary_evaluate(world, tmp_path, capsys):
                                     str(world / "raw.trec"), "--measures", "nDCG@3"], "binary data", world)
 
 
+def _compare(world, run, output, *extra):
+    return ["--topics", MINI, "--qrels", MINI, "--run", str(run), "--run", str(world / "manual.trec"),
+            "--measures", "nDCG@3", "--output", str(output), *extra]
+
+
+def binary_compare(world, tmp_path, capsys):
+    refused(capsys, compare_main, _compare(world, hostile_file(tmp_path, "b.trec", BINARY), tmp_path / "p.html"),
+            "binary data", world)
+    assert not (tmp_path / "p.html").exists()
+
+
 def binary_reproduce(world, tmp_path, capsys):
     refused(capsys, reproduce_main, [str(hostile_file(tmp_path, "m.yaml", BINARY))], "binary data", world)
     (tmp_path / "dir.yaml").mkdir()
@@ -170,6 +182,11 @@ def bom_evaluate(world, tmp_path, capsys):
     refused(capsys, evaluate_main, ["--qrels", str(bom_copy(tmp_path, world / "qrels.txt")), "--run",
                                     str(world / "raw.trec"), "--measures", "nDCG@3"],
             "qrels.txt:1: starts with a byte-order mark ('\\ufeff')", world)
+
+
+def bom_compare(world, tmp_path, capsys):
+    refused(capsys, compare_main, _compare(world, bom_copy(tmp_path, world / "raw.trec"), tmp_path / "p.html"),
+            "byte-order mark", world)
 
 
 def bom_reproduce(world, tmp_path, capsys):
@@ -221,6 +238,11 @@ def nonfinite_search(world, tmp_path, capsys):
 
 def nonfinite_evaluate(world, tmp_path, capsys):
     refused(capsys, evaluate_main, ["--qrels", MINI, "--run", str(_nan_run(world, tmp_path)), "--measures", "nDCG@3"],
+            "score 'NaN' is not a finite number", world)
+
+
+def nonfinite_compare(world, tmp_path, capsys):
+    refused(capsys, compare_main, _compare(world, _nan_run(world, tmp_path), tmp_path / "p.html"),
             "score 'NaN' is not a finite number", world)
 
 
@@ -289,6 +311,11 @@ def same_search(world, tmp_path, capsys):
 def same_evaluate(world, tmp_path, capsys):
     refused(capsys, evaluate_main, ["--qrels", MINI, "--run", str(world / "raw.trec"), "--measures", "nDCG@3",
                                     "--by-turn", str(world / "raw.trec"), "--overwrite"], "it is the input", world)
+
+
+def same_compare(world, tmp_path, capsys):
+    refused(capsys, compare_main, _compare(world, world / "raw.trec", world / "manual.trec", "--overwrite"),
+            "it is the input", world)
 
 
 def same_reproduce(world, tmp_path, capsys):
@@ -360,6 +387,8 @@ CATALOGUE = {
                                "output_is_input": same_search, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
     "convdr_pyserini.evaluate": {"binary": binary_evaluate, "bom": bom_evaluate, "nonfinite": nonfinite_evaluate,
                                  "output_is_input": same_evaluate, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
+    "convdr_pyserini.compare": {"binary": binary_compare, "bom": bom_compare, "nonfinite": nonfinite_compare,
+                                "output_is_input": same_compare, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
     "convdr_pyserini.reproduce": {"binary": binary_reproduce, "bom": bom_reproduce, "nonfinite": nonfinite_reproduce,
                                   "output_is_input": same_reproduce, "interrupt": INTERRUPT, "concurrent": CONCURRENT},
     "convdr_pyserini.train": {"binary": binary_train, "bom": bom_train, "nonfinite": nonfinite_train,
@@ -476,6 +505,7 @@ def test_a_second_writer_of_the_same_output_is_refused(world, tmp_path, capsys):
         "search": (search_main, ["--fusion", "rrf", "--runs", str(world / "raw.trec"), str(world / "manual.trec"),
                                  "--output"]),
         "train": (train_main, ["--topics", MINI, "--teacher", "minilm", "--output"]),
+        "compare": (compare_main, ["--topics", MINI, "--run", str(world / "raw.trec"), "--output"]),
         "collection": (collection_main, ["orquac", "--blocks", str(hostile_file(
             tmp_path, "blocks.txt", b'{"id": "a", "title": "t", "text": "x"}\n')), "--output"]),
     }

@@ -35,6 +35,7 @@ def installed(tmp_path_factory):
         archive.extractall(target)
     assert "convdr_pyserini/data/encoders/minilm.yaml" in names
     assert "convdr_pyserini/data/matrices/cast20.yaml" in names and "convdr_pyserini/data/files.yaml" in names
+    assert {"convdr_pyserini/compare/assets/explorer.js", "convdr_pyserini/compare/assets/explorer.css"} <= set(names)
     return target
 
 

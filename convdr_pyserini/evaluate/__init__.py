@@ -15,11 +15,11 @@ from .by_turn import by_turn, plot_by_turn
 from .presets import PRESETS, Preset, parse_measures, preset_for_dataset
 from .report import render, write_eval_files, write_markdown_table
 from .result import ALL_AVERAGING, JUDGED_AVERAGING, EvaluationResult, RunScores, TurnTable
-from .significance import Comparison, paired_t_test, randomization_test
+from .significance import Comparison, holm, paired_t_test, randomization_test
 
 __all__ = [
     "ALL_AVERAGING", "JUDGED_AVERAGING", "PRESETS", "Comparison", "EvaluationResult", "Preset", "Report",
-    "RunScores", "TurnTable", "by_turn", "evaluate", "evaluate_runs", "paired_t_test", "parse_measures",
+    "RunScores", "TurnTable", "by_turn", "evaluate", "evaluate_runs", "holm", "paired_t_test", "parse_measures",
     "plot_by_turn", "preset_for_dataset", "randomization_test", "render", "write_eval_files", "write_markdown_table",
 ]
 

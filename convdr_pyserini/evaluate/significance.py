@@ -108,3 +108,17 @@ def compare(
         t_test_p=paired_t_test(a, b),
         randomization_p=randomization_test(a, b, permutations, seed),
     )
+
+
+def holm(p_values: "list[float | None]") -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (e.g. each run against the baseline on one measure).
+
+    The i-th smallest of the m given values becomes max over j <= i of min(1, (m - j + 1) * p_(j)); `None` (no test)
+    stays `None` and is not counted in m. Ties keep their input order, so the result is deterministic."""
+    order = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for position, (p, index) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - position) * p))
+        adjusted[index] = running
+    return adjusted
