@@ -173,6 +173,22 @@ def test_cv_routes_each_fold_to_its_model(tmp_path, small_index):
         np.testing.assert_allclose([s for _, s, _ in hits], [s for _, s, _ in own], rtol=1e-5, atol=1e-5)
     differing = [qid for qid in routed if len({tuple(d for d, _, _ in alone[f][qid]) for f in range(5)}) > 1]
     assert len(differing) > 100  # the fold models disagree on most queries
+    # a conversational search records what each fold's encoder saw; the explorer shows exactly that, and what it
+    # would compute again from the models for a run without the record is the same text
+    from convdr_pyserini.compare.explorer import encoder_inputs
+    from convdr_pyserini.io.runs import Run
+    from convdr_pyserini.resolve import load_topics
+
+    no_res = tmp_path / "no_res.trec"
+    assert search_main([*base[:2], "--query", "no_res", *base[4:], "--cv", str(cv), "--output", str(no_res)]) == 0
+    recorded = json.loads(no_res.with_name("no_res.trec.json").read_text())["encoder_input"]
+    assert len(recorded["texts"]) == 216 and recorded["max_concat_length"] == 256
+    shown, note = encoder_inputs(Run.read(no_res), load_topics(MINI))
+    assert shown == recorded["texts"] and "at most 256 tokens, truncation convdr" in note
+    sidecar = json.loads(no_res.with_name("no_res.trec.json").read_text())
+    del sidecar["encoder_input"]
+    no_res.with_name("no_res.trec.json").write_text(json.dumps(sidecar))
+    assert encoder_inputs(Run.read(no_res), load_topics(MINI)) == (shown, note)
     import shutil
 
     shutil.rmtree(cv / "fold-3")

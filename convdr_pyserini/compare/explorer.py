@@ -426,7 +426,8 @@ def _lookup_texts(texts, docids: list[str]) -> tuple[dict[str, str], str | None]
 def encoder_inputs(run: Run, topics: Topics) -> tuple[dict[str, str], str | None]:
     """What a dense run's encoder saw for each query, when its sidecar records a conversational query mode
     (`no_res`, `man_can`, `auto_can`): the input ids, truncated as the search truncated them, decoded back to
-    text by the model's tokenizer; and a note saying so (or why it could not be shown). ({}, None) otherwise."""
+    text by the model's tokenizer (as the search recorded them; for a run written before searches recorded them,
+    computed again with its models); and a note saying so (or why it could not be shown). ({}, None) otherwise."""
     from ..encode.inputs import CONVERSATIONAL_MODES
     from ..io.runs import sidecar_path
     from ..io.text import read_json
@@ -434,10 +435,16 @@ def encoder_inputs(run: Run, topics: Topics) -> tuple[dict[str, str], str | None
     sidecar = None if run.path is None else sidecar_path(run.path)
     if sidecar is None or not sidecar.is_file():
         return {}, None
-    search = (read_json(sidecar) or {}).get("search") or {}
+    record = read_json(sidecar) or {}
+    search = record.get("search") or {}
     mode = search.get("query")
     if search.get("retriever") not in ("dense", "convdr") or mode not in CONVERSATIONAL_MODES:
         return {}, None
+    recorded = record.get("encoder_input") or {}
+    texts = recorded.get("texts") or {}
+    if all(query.query_id in texts for query in topics):  # what the search recorded: no model to load
+        return ({query.query_id: texts[query.query_id] for query in topics},
+                _seen_note(mode, recorded.get("max_concat_length"), recorded.get("truncate")))
     from ..encode import load_encoder
     from ..search.queries import dense_inputs
 
@@ -461,8 +468,12 @@ def encoder_inputs(run: Run, topics: Topics) -> tuple[dict[str, str], str | None
     card = next(iter(encoders.values())).card if encoders else None
     limit = search.get("max_concat_length") or (card.max_concat_length if card else None)
     truncate = search.get("truncate") or (card.truncate if card else None)
-    return seen, (f"the {mode} input its encoder saw, as the search built it (at most {limit} tokens, "
-                  f"truncation {truncate}), decoded by the model's tokenizer")
+    return seen, _seen_note(mode, limit, truncate)
+
+
+def _seen_note(mode: str, limit, truncate) -> str:
+    return (f"the {mode} input its encoder saw, as the search built it (at most {limit} tokens, "
+            f"truncation {truncate}), decoded by the model's tokenizer")
 
 
 def _tokenizing(model: str) -> str:

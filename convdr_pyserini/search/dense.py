@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..encode.inputs import CONVERSATIONAL_MODES
 from ..errors import UserError
 from ..index import faiss_io
 from ..io.runs import HitArrays, Run
@@ -346,8 +347,10 @@ class DenseRetriever:
         """[(encoder spec, positions of the queries it encodes)]."""
         return [(self.encoder_spec, list(range(len(topics))))]
 
-    def encode(self, topics: Topics, inputs: Mapping[str, object], mode: str) -> np.ndarray:
-        """Query embeddings, each query encoded by the model of its group."""
+    def encode(self, topics: Topics, inputs: Mapping[str, object], mode: str,
+               seen: dict[str, str] | None = None) -> np.ndarray:
+        """Query embeddings, each query encoded by the model of its group; `seen` (when given) receives each
+        query's input ids decoded back to text, what its encoder saw."""
         embeddings = np.zeros((len(topics), self.searcher.dim), dtype=np.float32)
         queries = list(topics)
         for spec, positions in self._groups(topics):
@@ -355,6 +358,8 @@ class DenseRetriever:
             ids = [encoder.query_token_ids(inputs[queries[i].query_id], mode, max_concat_length=self.max_concat_length,
                                            truncate=self.truncate) for i in positions]
             embeddings[positions] = encoder.encode_ids(ids, tower="query", batch_size=self.batch_size)
+            if seen is not None:
+                seen.update((queries[i].query_id, encoder.tokenizer.decode(row)) for i, row in zip(positions, ids))
         return embeddings
 
     def search(self, topics: "Topics | str", query: "str | Mapping[str, str]" = "raw", hits: int = 1000,
@@ -366,17 +371,26 @@ class DenseRetriever:
         check_hits(hits)
         topics = self.scored_topics(load_topics(topics))
         inputs, shown, mode, query_info = dense_inputs(topics, query, missing_rewrite)
-        embeddings = self.encode(topics, inputs, mode)
+        seen = {} if mode in CONVERSATIONAL_MODES else None
+        embeddings = self.encode(topics, inputs, mode, seen)
         rows, scores, counts = self.searcher.search_arrays(embeddings, max(1, min(int(hits), self.searcher.count)))
         rewrites = query_info.get("rewrites", {})
         tag = f"dense-{self.name}" + (f"-rewrite-{Path(rewrites['name']).stem}" if rewrites.get("name") else "")
         metadata = {"retriever": "dense", **self.describe(), **query_info, "hits": hits, "topics": topics.describe(),
                     "truncate": self.truncate, "max_concat_length": self.max_concat_length,
+                    **({} if seen is None else {"encoder_input": self._seen_record(seen, topics)}),
                     "wall_seconds": round(time.time() - started, 3)}
         sources = [*self.index, topics.path, rewrites.get("file"), *self._model_paths()]
         found = HitArrays([record.query_id for record in topics], rows, scores, counts, self.searcher.docids)
         return Run(found, name=tag, tag=tag, metadata=metadata, sources=tuple(Path(p) for p in sources if p),
                    query_texts=shown)
+
+    def _seen_record(self, seen: dict[str, str], topics: Topics) -> dict:
+        """The conversational inputs the encoders saw, with the length limit and truncation they were cut by (the
+        first model's card, where the search set neither; the fold models of one training share them)."""
+        card = self.encoder(self._groups(topics)[0][0]).card
+        return {"texts": seen, "max_concat_length": self.max_concat_length or card.max_concat_length,
+                "truncate": self.truncate or card.truncate}
 
     def scored_topics(self, topics: Topics) -> Topics:
         """The topics this encoder is scored on: for a cross-validation fold model of these very topics (its card
