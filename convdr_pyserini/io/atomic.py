@@ -5,7 +5,8 @@
 - `atomic_output` / `atomic_directory` write under a temporary name beside the target and rename it into
   place on success; on any error or interrupt the temporary is removed. Temporaries are named
   `.<name>.<pid>.<random>.tmp`, so those left by a killed process (a dead pid) are removed by the next
-  writer of the same output.
+  writer of the same output. An output named `*.gz` (`*.bz2`, `*.xz`) is written compressed, byte-identical on
+  a rerun (no timestamp or file name in the gzip header).
 - `resumable_directory` builds a folder of independent parts (a cross-validation's folds) under a fixed name,
   `.<name>.partial`, stamped with the settings that decide its content: a run killed outright (SIGKILL, a lost
   machine or session) or interrupted (Ctrl-C, SIGTERM) keeps the finished parts there and a rerun with the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import UserError, unwritable, writing
+from .text import compression_of, open_compressed
 
 logger = logging.getLogger(__name__)
 _TEMP_RANDOM = r"[a-z0-9_]{8}"
@@ -155,7 +158,7 @@ def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | No
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with writing(path):
-            with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
+            with _open_output(fd, path, mode, encoding) as handle:
                 yield handle
             os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
             if path.exists() and not overwrite:
@@ -165,6 +168,24 @@ def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | No
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+
+
+@contextlib.contextmanager
+def _open_output(fd: int, path: Path, mode: str, encoding: str | None) -> Iterator:
+    """The file object a writer writes to: the temporary itself, or, for an output named `*.gz`, `*.bz2` or
+    `*.xz`, a compressing stream over it (reproducible: gzip without timestamp or file name)."""
+    suffix = compression_of(path)
+    if suffix is None:
+        with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
+            yield handle
+        return
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(os.fdopen(fd, "wb"))
+        stream = stack.enter_context(open_compressed(suffix, raw, "wb"))
+        if "b" in mode:
+            yield stream
+        else:
+            yield stack.enter_context(io.TextIOWrapper(stream, encoding=encoding, newline=""))
 
 
 def write_text(path: PathLike, text: str, *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False) -> Path:
