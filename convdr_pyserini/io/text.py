@@ -8,10 +8,11 @@ same checks and the line numbers of the decompressed text; corrupt or truncated 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import UserError
 
@@ -97,6 +98,86 @@ def raw_lines(path: str | os.PathLike) -> Iterator[bytes]:
         except _decompression_errors() as error:
             reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
             raise UserError(f"{path}:{number + 1}: cannot be decompressed as {suffix[1:]} ({reason})") from None
+
+
+def read_blocks(path: str | os.PathLike, size: int = 1 << 16) -> Iterator[str]:
+    """The text of a file in blocks of whole lines (about `size` bytes each), checked like `read_lines`, for the
+    fast readers that parse many lines at once: binary data, bad UTF-8, a BOM and corrupt compressed data raise
+    the error `read_lines` raises, at the same line."""
+    path = Path(path)
+    suffix = compression_of(path)
+    number = 0
+    with _open_binary(path) as handle:
+        stream = handle if suffix is None else open_compressed(suffix, handle, "rb")
+        while True:
+            try:
+                lines = stream.readlines(size)
+            except _decompression_errors():
+                for _ in raw_lines(path):  # raises the error, naming the line where the data breaks
+                    pass
+                raise
+            if not lines:
+                return
+            if number == 0 and suffix is None:
+                _refuse_unnamed_compression(lines[0], path)
+            block = b"".join(lines)
+            try:
+                if b"\0" in block or number == 0 and block.startswith(BOM.encode("utf-8")):
+                    raise ValueError
+                text = block.decode("utf-8")
+            except ValueError:  # (UnicodeDecodeError is one) the line-by-line check names the line and column
+                for offset, raw in enumerate(lines, number + 1):
+                    decode_line(raw, path, offset)
+                raise
+            number += len(lines)
+            yield text
+
+
+def column_words(text: str, columns: int) -> list[str] | None:
+    """The words of a block of lines (from `read_blocks`) when every line has exactly `columns` words, else None
+    (a blank line too): column j of line i is word `i * (columns + 1) + j`.
+
+    The words are split at once, each line end as a word of its own (a NUL: checked text holds none), so the
+    lines are well-formed exactly when every (columns + 1)-th word, and only it, is a line end."""
+    words = text.replace("\n", " \0 ").split()
+    if not text.endswith("\n"):
+        words.append("\0")
+    ends = words[columns::columns + 1]
+    if len(words) % (columns + 1) or ends.count("\0") != len(ends) or words.count("\0") != len(ends):
+        return None
+    return words
+
+
+def read_query_table(path: str | os.PathLike, columns: int, value_column: int,
+                     convert: Callable[[str], Any]) -> dict[str, dict[str, Any]] | None:
+    """`{query_id: {docid: convert(value)}}` of a file of lines with the query id in column 0, the docid in column
+    2 and the value in `value_column` (runs, qrels), parsed a block of lines at a time (`column_words`), when
+    every line has `columns` words, every value converts and no docid repeats within a query; None for any other
+    file (empty, a blank line, a problem): its reader then reads it line by line and reports every problem."""
+    table: dict[str, dict[str, Any]] = {}
+    width = columns + 1
+    for text in read_blocks(path):
+        words = column_words(text, columns)
+        if words is None:
+            return None
+        try:
+            values = list(map(convert, words[value_column::width]))
+        except ValueError:
+            return None
+        docids = words[2::width]
+        start = 0
+        for query_id, group in itertools.groupby(words[0::width]):
+            end = start + len(list(group))
+            found = dict(zip(docids[start:end], values[start:end]))
+            known = table.get(query_id)
+            if len(found) != end - start or known is not None and not known.keys().isdisjoint(found):
+                return None
+            if known is None:
+                table[query_id] = found
+            else:
+                known.update(found)
+            start = end
+    return table or None
 
 
 def _refuse_unnamed_compression(first: bytes, path: Path) -> None:
