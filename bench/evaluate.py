@@ -5,7 +5,7 @@ memory (the child's maximum resident set size).
     python bench/evaluate.py [--run RUN] [--scales 1 10] [--repeats 3]
 
 The run is a 216-query x 1,000-hit run of convdr/cast20/mini (MiniLM over indexes/cast20-mini.minilm, built by
-`make demo`; or `--run`), scored against the CAsT-20 qrels with `nDCG@3 RR(rel=2) R@100`, per query (`-q` /
+`make demo`, else over one built in a temporary folder; or `--run`), scored against the CAsT-20 qrels with `nDCG@3 RR(rel=2) R@100`, per query (`-q` /
 `--per-query`). Scale 10 is ten copies of the run and the qrels under renamed topics (topic 81 becomes 181, 281,
 ...): 2,160 queries. Both tools' averages are checked to agree. Prints the times, the memory and the ratios; the
 last line is one JSON object.
@@ -32,13 +32,16 @@ INDEX = ROOT / "indexes" / "cast20-mini.minilm"
 
 
 def make_run(path: Path) -> Path:
-    """The 216 raw queries of convdr/cast20/mini, 1,000 MiniLM hits each."""
+    """The 216 raw queries of convdr/cast20/mini, 1,000 MiniLM hits each (over the demo's index, else one built
+    beside `path`)."""
     import convdr_pyserini as cp
 
-    if not INDEX.is_dir():
-        sys.exit(f"error: {INDEX} is missing: run `make demo` first, or give --run")
+    index = INDEX
+    if not index.is_dir():
+        index = path.parent / "cast20-mini.minilm"
+        cp.build_dense_index(cp.DenseIndexConfig("convdr/cast20/mini", "minilm", str(index)))
     topics = cp.load_topics("convdr/cast20/mini")
-    cp.DenseRetriever(INDEX, encoder="minilm").search(topics, query="raw", hits=1000).write(path, sidecar=False)
+    cp.DenseRetriever(index, encoder="minilm").search(topics, query="raw", hits=1000).write(path, sidecar=False)
     return path
 
 
@@ -98,10 +101,16 @@ def main() -> int:
     parser.add_argument("--run", help="a run of convdr/cast20/mini (default: made with MiniLM, 1,000 hits)")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10], help="copies of the run (default 1 10)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each tool per scale (default 3; best kept)")
-    args = parser.parse_args()
+    parser.add_argument("--make-run", help=argparse.SUPPRESS)  # in a child: this process's peak RSS stays small,
+    args = parser.parse_args()                                 # and a child's starts from its parent's on Linux
+    if args.make_run:
+        make_run(Path(args.make_run))
+        return 0
     results, agree = {}, True
     with tempfile.TemporaryDirectory() as folder:
-        base_run = Path(args.run) if args.run else make_run(Path(folder) / "minilm-raw-1000.trec")
+        base_run = Path(args.run) if args.run else Path(folder) / "minilm-raw-1000.trec"
+        if not args.run:
+            subprocess.run([sys.executable, __file__, "--make-run", str(base_run)], check=True)
         base_qrels = files.resolve(QRELS)
         for scale in args.scales:
             run = base_run if scale == 1 else renamed(base_run, Path(folder) / f"run-x{scale}.trec", scale)
