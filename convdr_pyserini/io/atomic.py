@@ -50,8 +50,14 @@ def _umask() -> int:
 
 def check_not_input(output: PathLike, inputs: Iterable[PathLike | None]) -> None:
     """UserError if `output` is an input file (same path, symlink or hard link), lies inside an input folder,
-    or is a folder holding an input."""
-    output = Path(os.path.abspath(output))
+    or is a folder holding an input; an output whose place cannot even be looked up (a name too long) is one too."""
+    try:
+        _check_not_input(Path(os.path.abspath(output)), inputs)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+
+
+def _check_not_input(output: Path, inputs: Iterable[PathLike | None]) -> None:
     real_output = output.resolve()
     for given in inputs:
         if given is None:
@@ -76,6 +82,13 @@ def prepare_output(path: PathLike, inputs: Iterable[PathLike | None] = (), overw
     folder is wanted (or the reverse), a location that cannot be written.
     """
     path = Path(path)
+    try:
+        return _prepare_output(path, inputs, overwrite, directory)
+    except OSError as error:  # e.g. a name too long to look up
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _prepare_output(path: Path, inputs: Iterable[PathLike | None], overwrite: bool, directory: bool) -> Path:
     if path.exists() or path.is_symlink():
         if directory and not path.is_dir():
             raise UserError(f"output {path} exists and is not a folder")
@@ -98,7 +111,7 @@ def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create directory {path.parent}: {error.strerror}") from None
+        raise UserError(f"cannot write {path}: cannot create the directory {path.parent} ({error.strerror})") from None
 
 
 def _pid_alive(pid: int) -> bool:
