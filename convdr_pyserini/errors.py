@@ -69,13 +69,34 @@ def _disk_full(path: str | os.PathLike) -> bool:
         return False
 
 
+def _about_the_output(error: OSError, path: str | os.PathLike) -> str | None:
+    """The file an OS error names when it is `path`, a folder above it, something inside it, or one of its
+    companions beside it (`.<name>.lock`, `.<name>.<pid>.<random>.tmp`, `.<name>.partial`, and what lies in
+    them); None for an error about anything else (an input)."""
+    output = Path(os.path.abspath(path))
+    for name in (error.filename, error.filename2):
+        if not isinstance(name, (str, bytes, os.PathLike)):
+            continue
+        named = Path(os.path.abspath(os.fsdecode(name)))
+        if output.is_relative_to(named) or any(
+                place == output or place.parent == output.parent and place.name.startswith(f".{output.name}.")
+                for place in (named, *named.parents)):
+            return str(named)
+    return None
+
+
 def unwritable(error: BaseException, path: str | os.PathLike) -> UserError | None:
-    """The one-line error for a failure that means `path` cannot be written (read-only file system, permission
-    denied, no locks, full disk or quota), or None for any other failure."""
+    """The one-line error for a failure that means `path` cannot be written, or None for any other failure: an
+    OS error about the output, its folder, lock or temporary (a parent that is a file, a pseudo-file system such
+    as /proc, a name too long, a lock that is a folder...) or one that means "cannot write" wherever it arose
+    (read-only file system, permission denied, no locks, full disk or quota)."""
     if isinstance(error, OSError):
-        if error.errno not in _WRITE_ERRORS:
+        named = _about_the_output(error, path)
+        if error.errno not in _WRITE_ERRORS and named is None:
             return None
-        reason = error.strerror or os.strerror(error.errno)
+        reason = error.strerror or os.strerror(error.errno or 0) or type(error).__name__
+        if named is not None and error.errno not in _WRITE_ERRORS and named != os.path.abspath(path):
+            reason = f"{reason}: {named}"
     elif isinstance(error, Exception) and not isinstance(error, UserError):
         reason = next((text for text in _WRITE_ERROR_TEXTS if text in str(error)), None)
         if reason is None and _disk_full(path):  # e.g. torch.save: "PytorchStreamWriter failed writing file"

@@ -9,8 +9,6 @@ import functools
 import hashlib
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -124,6 +122,8 @@ def _verify(path: Path, entry: DataFile) -> None:
 
 def download(entry: DataFile, target: Path) -> Path:
     """Download `entry` to `target`, verifying its sha256, renaming into place only when it matches."""
+    import urllib.request  # only here: it takes longer to import than most commands take to run
+
     where = f"put the file (sha256 {entry.sha256}) at {target} or under ${MIRROR_ENV}/{entry.name}"
     if os.environ.get(OFFLINE_ENV):
         raise UserError(f"{entry.name} not found offline; download {entry.url} and {where}")
@@ -142,7 +142,7 @@ def download(entry: DataFile, target: Path) -> Path:
         with writing(target):
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as error:
+    except OSError as error:  # urllib.error.URLError is one
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise UserError(f"{entry.name} not found and download of {entry.url} failed ({reason}); {where}") from None
     finally:

@@ -16,7 +16,7 @@ from .files import local_path
 from .io.collections import CollectionSource, collection_files, count_documents, passages_of
 from .io.passages import Passage, collection_fields
 from .io.qrels import Qrels
-from .io.text import first_character
+from .io.text import first_character, plain_name
 from .io.topics import Topics, looks_like_file, tsv_topic_queries
 
 MINI = "convdr/cast20/mini"  # holds every CAsT-20 canonical passage: the responses of topics from a file
@@ -47,7 +47,7 @@ def load_topics(source: "str | os.PathLike | Topics") -> Topics:
         from .datasets.cast import cast_json_queries
 
         first = first_character(path)
-        is_json = path.suffix == ".json" or (first != "" and first in "[{")
+        is_json = plain_name(path).endswith(".json") or (first != "" and first in "[{")
         queries = cast_json_queries(path) if is_json else tsv_topic_queries(path)
         return Topics(queries, str(path), path=path)
     source = str(source)

@@ -488,3 +488,40 @@ def test_a_library_write_failure_on_a_full_disk_is_one_error_line(tmp_path, monk
     monkeypatch.setattr(shutil, "disk_usage", lambda place: usage(1 << 30, 1 << 30, 4096))
     error = unwritable(failure, tmp_path / "model" / "weights.pt")
     assert str(error) == f"cannot write {tmp_path / 'model' / 'weights.pt'}: No space left on device"
+
+
+# -- unusual places: each is one `error: cannot write` line from every writer ----------------------------------------
+def _unusual_place(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    """(folder, name) of an output that cannot be created for the reason `kind`."""
+    if kind == "parent is a file":
+        (tmp_path / "a-file").write_text("not a folder\n")
+        return tmp_path / "a-file" / "sub", "target"
+    if kind == "lock is a folder":
+        (tmp_path / "out" / ".target.lock").mkdir(parents=True)
+        return tmp_path / "out", "target"
+    if kind == "name too long":
+        return tmp_path / "out", "x" * 300
+    if kind == "lock name too long":  # the output's own name fits (255 bytes), `.<name>.lock` does not
+        return tmp_path / "out", "y" * 250
+    return Path(kind), "convdr-pyserini-test-target"  # /proc, /sys: pseudo-file systems
+
+
+@pytest.mark.parametrize("kind", ["parent is a file", "lock is a folder", "name too long", "lock name too long",
+                                  "/proc", "/sys"])
+def test_an_output_in_an_unusual_place_is_one_error_line_for_every_writer(demo, tmp_path, capsys, kind):
+    folder, name = _unusual_place(kind, tmp_path)
+    writers = _writers(demo, folder, name)
+    if kind not in ("lock is a folder", "lock name too long"):  # its output is a folder holding `<run>.eval.json`
+        writers["per-query values"] = (evaluate_main, ["--qrels", f"{demo}/qrels.txt", "--run", f"{demo}/runs/raw.trec",
+                                                       "--measures", "nDCG@3", "--save-eval", str(folder / name)])
+    for writer, (main, argv) in writers.items():
+        assert main(argv) == 2, (kind, writer)
+        lines = error_lines(capsys)
+        # (evaluation prints its scores first, then says that the per-query values were not saved)
+        assert len(lines) == 1 and re.match(f"error: (per-query results not saved: )?cannot write {re.escape(str(folder))}",
+                                            lines[0]), (kind, writer, lines)
+        assert not os.path.lexists(folder / name), (kind, writer)
+    if kind == "lock is a folder":
+        assert sorted(path.name for path in folder.iterdir()) == [".target.lock"]  # the user's folder stays
+    with pytest.raises(UserError, match=f"^cannot write {re.escape(str(folder))}"):
+        _model_writer(folder / name)

@@ -21,6 +21,7 @@ from ..errors import UserError
 SINGLE_MODES = ("raw", "manual", "automatic")
 CONVERSATIONAL_MODES = ("no_res", "man_can", "auto_can")
 MODES = SINGLE_MODES + CONVERSATIONAL_MODES
+TRUNCATIONS = ("convdr", "keep-current")  # ConvDR's cut of the concatenation, or oldest turns dropped first
 
 
 class InputBuilder:
@@ -72,7 +73,7 @@ class InputBuilder:
         if truncate == "convdr":
             return (prefix + [token for segment in segments for token in segment])[:max_length]
         if truncate != "keep-current":
-            raise UserError(f"truncate must be convdr or keep-current, not {truncate!r}")
+            raise UserError(f"truncate must be {' or '.join(TRUNCATIONS)}, not {truncate!r}")
         while len(segments) > 1 and len(prefix) + sum(map(len, segments)) > max_length:
             segments.pop(0)
         current = segments[-1]

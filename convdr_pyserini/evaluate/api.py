@@ -71,6 +71,10 @@ def evaluate(
         raise TypeError(f"runs must be a mapping of names to runs, not {type(runs).__name__}")
     if not runs:
         raise UserError("runs is empty: give at least one run to evaluate")
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+        raise UserError(f"{{permutations}} must be a positive integer, got {permutations!r}", "permutations")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"{{seed}} must be an integer, got {seed!r}", "seed")
     problems = []
     if isinstance(measures, str):
         measures, rejected = parse_measures(measures)

@@ -9,7 +9,7 @@ from ..errors import UserError
 from ..io.qrels import Qrels
 from ..io.runs import Run
 from . import significance
-from .inputs import check_overlap, id_audit
+from .inputs import check_overlap, id_audit, judged_retrieved
 from .result import RunScores
 
 logger = logging.getLogger(__name__)
@@ -27,9 +27,10 @@ def score_run(run: Run, qrels: Qrels, measures: list, missing_as_zero: bool, jud
     unjudged = sum(qid not in qrels.judgments for qid in run)
     if unjudged:
         notes.append(f"{unjudged} of its {len(run)} queries have no judgements and are not scored")
-    audit, audit_warning = id_audit(run, qrels)
+    retrieved = judged_retrieved(run, qrels)
+    audit, audit_warning = id_audit(run, qrels, retrieved)
     notes.extend(audit)
-    for warning in (check_overlap(run, qrels), audit_warning):
+    for warning in (check_overlap(run, qrels, retrieved), audit_warning):
         if warning:
             logger.warning("%s: %s", run.name, warning)
             notes.append(f"warning: {warning}")

@@ -98,10 +98,13 @@ def convert_convdr_ids(run: Run, qrels: Qrels) -> None:
     CAR passages) are kept as they are: no qrels line names them, so they count as unjudged, exactly as their
     official ids would, and every measure is unchanged.
     """
+    docids = run.docids()
+    candidates = set(filter(str.isdigit, docids))  # a cheap first cut: every ConvDR id is made of digits
+    if not candidates:
+        return
     from .. import files, ids
 
-    docids = run.docids()
-    integers = {docid for docid in docids if ids.looks_like_convdr_ids([docid])}
+    integers = {docid for docid in candidates if ids.looks_like_convdr_ids([docid])}
     if not integers or any(ids.looks_like_convdr_ids([docid]) for docid in qrels.docids()):
         return
     mapping = ids.IdMapping()
@@ -116,10 +119,16 @@ def convert_convdr_ids(run: Run, qrels: Qrels) -> None:
     run.notes.append(note + (f"; {unmapped} outside the judged CAR mapping kept, so unjudged)" if unmapped else ")"))
 
 
-def check_overlap(run: Run, qrels: Qrels) -> str | None:
-    """A warning when almost none of the docids a run retrieves for judged queries appear in the qrels."""
+def judged_retrieved(run: Run, qrels: Qrels) -> set[str]:
+    """The distinct docids a run retrieves for the queries the qrels judge."""
+    return set().union(*(found for qid, found in run.scores().items() if qid in qrels.judgments))
+
+
+def check_overlap(run: Run, qrels: Qrels, retrieved: set[str] | None = None) -> str | None:
+    """A warning when almost none of the docids a run retrieves for judged queries appear in the qrels
+    (`retrieved`: those docids, when already known)."""
     judged = qrels.docids()
-    retrieved = {docid for qid, found in run.items() if qid in qrels.judgments for docid, _ in found}
+    retrieved = judged_retrieved(run, qrels) if retrieved is None else retrieved
     if len(retrieved) < 20:
         return None
     shared = len(retrieved & judged)
@@ -157,34 +166,58 @@ def source_of(docid: str) -> str:
     return "other"
 
 
-def id_audit(run: Run, qrels: Qrels) -> tuple[list[str], str | None]:
-    """Per id source: distinct ids retrieved for judged queries, how many the qrels hold, and ir_measures' Judged@10
-    of the run restricted to that source; plus a warning when a source is judged far less than the best one.
+def _top_by_source(found: dict[str, float], source_of_id: dict[str, str], sources: int) -> dict[str, dict[str, float]]:
+    """Per id source, a query's best hits of that source down to the `AUDIT_DEPTH`-th best score, ties kept
+    (the walk down its ranking stops once all `sources` are past that score)."""
+    tops: dict[str, dict[str, float]] = {}
+    last: dict[str, float] = {}
+    closed: set[str] = set()
+    for docid in sorted(found, key=found.__getitem__, reverse=True):
+        source, score = source_of_id[docid], found[docid]
+        hits = tops.setdefault(source, {})
+        if len(hits) < AUDIT_DEPTH or score == last[source]:
+            hits[docid] = last[source] = score
+        elif source not in closed:
+            closed.add(source)
+            if len(closed) == sources:
+                break
+    return tops
 
-    One pass over the run groups its hits by source; ir_measures then scores each source's sub-run.
+
+def id_audit(run: Run, qrels: Qrels, retrieved: set[str] | None = None) -> tuple[list[str], str | None]:
+    """Per id source: distinct ids retrieved for judged queries, how many the qrels hold, and ir_measures' Judged@10
+    of the run restricted to that source; plus a warning when a source is judged far less than the best one
+    (`retrieved`: the docids retrieved for judged queries, when already known).
+
+    The run's distinct docids are sorted by source once; ir_measures then scores each source's sub-run, cut to
+    what can be in its top 10: each query's hits down to its tenth-best score of that source, ties at the cut
+    kept, so the value is the one of the whole sub-run whatever the tie rule.
     """
     import ir_measures
 
     judged_docids = qrels.docids()
-    by_source: dict[str, dict[str, dict[str, float]]] = {}
-    for query_id, found in run.items():
-        if query_id not in qrels.judgments:
-            continue
-        for docid, score in found:
-            by_source.setdefault(source_of(docid), {}).setdefault(query_id, {})[docid] = score
-    if set(by_source) <= {"other"}:
+    source_of_id = {docid: source_of(docid)
+                    for docid in (judged_retrieved(run, qrels) if retrieved is None else retrieved)}
+    ids_of: dict[str, set[str]] = {}
+    for docid, source in source_of_id.items():
+        ids_of.setdefault(source, set()).add(docid)
+    if set(ids_of) <= {"other"}:
         return [], None
     judged_at = ir_measures.Judged @ AUDIT_DEPTH
+    tops: dict[str, dict[str, dict[str, float]]] = {source: {} for source in ids_of}
+    for query_id, found in run.scores().items():
+        if query_id in qrels.judgments:
+            for source, hits in _top_by_source(found, source_of_id, len(ids_of)).items():
+                tops[source][query_id] = hits
     lines, fractions = [], {}
-    for source in sorted(by_source):
-        sub_run = by_source[source]
-        retrieved = {docid for hits in sub_run.values() for docid in hits}
-        in_qrels = len(retrieved & judged_docids)
+    for source in sorted(ids_of):
+        sub_run = tops[source]
+        in_qrels = len(ids_of[source] & judged_docids)
         judgments = {qid: docs for qid, docs in qrels.judgments.items() if qid in sub_run}
         fraction = ir_measures.calc_aggregate([judged_at], judgments, sub_run)[judged_at]
         if sum(min(len(hits), AUDIT_DEPTH) for hits in sub_run.values()) >= AUDIT_MINIMUM:
             fractions[source] = fraction
-        lines.append(f"{source} {len(retrieved):,} ids ({in_qrels:,} in the qrels), Judged@{AUDIT_DEPTH} {fraction:.3f}")
+        lines.append(f"{source} {len(ids_of[source]):,} ids ({in_qrels:,} in the qrels), Judged@{AUDIT_DEPTH} {fraction:.3f}")
     warning = None
     if len(fractions) > 1:
         best = max(fractions, key=lambda source: (fractions[source], source))

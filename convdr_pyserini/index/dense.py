@@ -77,6 +77,10 @@ class DenseIndexConfig:
         if self.index_type != FLAT and self.shard is not None:
             raise UserError(f"index type {self.index_type} applies to a whole index: build the shards flat, then "
                             "merge them with an index type")
+        from ..encode import check_device, resolve_card
+
+        check_device(self.device)  # a device or encoder that cannot be used fails here, before any encoding
+        resolve_card(self.encoder)
 
     @property
     def target(self) -> Path:

@@ -5,7 +5,8 @@
 - `atomic_output` / `atomic_directory` write under a temporary name beside the target and rename it into
   place on success; on any error or interrupt the temporary is removed. Temporaries are named
   `.<name>.<pid>.<random>.tmp`, so those left by a killed process (a dead pid) are removed by the next
-  writer of the same output.
+  writer of the same output. An output named `*.gz` (`*.bz2`, `*.xz`) is written compressed, byte-identical on
+  a rerun (no timestamp or file name in the gzip header).
 - `resumable_directory` builds a folder of independent parts (a cross-validation's folds) under a fixed name,
   `.<name>.partial`, stamped with the settings that decide its content: a run killed outright (SIGKILL, a lost
   machine or session) or interrupted (Ctrl-C, SIGTERM) keeps the finished parts there and a rerun with the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import UserError, unwritable, writing
+from .text import compression_of, open_compressed
 
 logger = logging.getLogger(__name__)
 _TEMP_RANDOM = r"[a-z0-9_]{8}"
@@ -47,8 +50,14 @@ def _umask() -> int:
 
 def check_not_input(output: PathLike, inputs: Iterable[PathLike | None]) -> None:
     """UserError if `output` is an input file (same path, symlink or hard link), lies inside an input folder,
-    or is a folder holding an input."""
-    output = Path(os.path.abspath(output))
+    or is a folder holding an input; an output whose place cannot even be looked up (a name too long) is one too."""
+    try:
+        _check_not_input(Path(os.path.abspath(output)), inputs)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+
+
+def _check_not_input(output: Path, inputs: Iterable[PathLike | None]) -> None:
     real_output = output.resolve()
     for given in inputs:
         if given is None:
@@ -73,6 +82,13 @@ def prepare_output(path: PathLike, inputs: Iterable[PathLike | None] = (), overw
     folder is wanted (or the reverse), a location that cannot be written.
     """
     path = Path(path)
+    try:
+        return _prepare_output(path, inputs, overwrite, directory)
+    except OSError as error:  # e.g. a name too long to look up
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _prepare_output(path: Path, inputs: Iterable[PathLike | None], overwrite: bool, directory: bool) -> Path:
     if path.exists() or path.is_symlink():
         if directory and not path.is_dir():
             raise UserError(f"output {path} exists and is not a folder")
@@ -95,7 +111,7 @@ def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create directory {path.parent}: {error.strerror}") from None
+        raise UserError(f"cannot write {path}: cannot create the directory {path.parent} ({error.strerror})") from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -155,7 +171,7 @@ def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | No
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with writing(path):
-            with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
+            with _open_output(fd, path, mode, encoding) as handle:
                 yield handle
             os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
             if path.exists() and not overwrite:
@@ -165,6 +181,24 @@ def _write_atomically(path: Path, mode: str, overwrite: bool, encoding: str | No
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+
+
+@contextlib.contextmanager
+def _open_output(fd: int, path: Path, mode: str, encoding: str | None) -> Iterator:
+    """The file object a writer writes to: the temporary itself, or, for an output named `*.gz`, `*.bz2` or
+    `*.xz`, a compressing stream over it (reproducible: gzip without timestamp or file name)."""
+    suffix = compression_of(path)
+    if suffix is None:
+        with os.fdopen(fd, mode, encoding=encoding, newline="" if encoding else None) as handle:
+            yield handle
+        return
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(os.fdopen(fd, "wb"))
+        stream = stack.enter_context(open_compressed(suffix, raw, "wb"))
+        if "b" in mode:
+            yield stream
+        else:
+            yield stack.enter_context(io.TextIOWrapper(stream, encoding=encoding, newline=""))
 
 
 def write_text(path: PathLike, text: str, *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False) -> Path:

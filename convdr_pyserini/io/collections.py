@@ -1,12 +1,11 @@
 """Pyserini JsonCollections: the one strict reader, used by the Lucene and dense index builders and the docstores.
 
-A JsonCollection is a folder of `*.jsonl` / `*.json` files (optionally `.gz`), one `{"id", "contents"}` object
+A JsonCollection is a folder of `*.jsonl` / `*.json` files (optionally `.gz`, `.bz2` or `.xz`), one `{"id", "contents"}` object
 per line (`docid`/`_id` and `text` are accepted too), or one such file. A docid must be a non-empty word
 without whitespace (Lucene runs would otherwise break TREC run lines).
 """
 from __future__ import annotations
 
-import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Callable, Iterator, NamedTuple
 
 from ..errors import UserError
 from .passages import TEXT_FIELDS, Passage
-from .text import decode_line, json_object, visible
+from .text import COMPRESSED_SUFFIXES, decode_line, json_object, raw_lines, visible
 
-SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+SUFFIXES = tuple(base + compressed for base in (".jsonl", ".json") for compressed in ("", *COMPRESSED_SUFFIXES))
 
 
 class JsonDoc(NamedTuple):
@@ -42,19 +41,10 @@ def collection_files(path: str | os.PathLike) -> list[Path]:
     return found
 
 
-def _raw_lines(path: Path) -> Iterator[bytes]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as handle:
-            yield from handle
-    except (OSError, EOFError) as error:
-        raise UserError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
-
-
 def read_documents(files: list[Path]) -> Iterator[JsonDoc]:
     """Every document of the files, checked; a bad line is a UserError naming the file and line."""
     for path in files:
-        for number, raw in enumerate(_raw_lines(path), 1):
+        for number, raw in enumerate(raw_lines(path), 1):
             line = decode_line(raw, path, number).rstrip("\r\n")
             if not line.strip():
                 continue
@@ -72,7 +62,7 @@ def read_documents(files: list[Path]) -> Iterator[JsonDoc]:
 
 def count_documents(files: list[Path]) -> int:
     """Number of lines of the files (documents, when there are no blank lines)."""
-    return sum(block.count(b"\n") for path in files for block in _raw_lines(path))
+    return sum(block.count(b"\n") for path in files for block in raw_lines(path))
 
 
 @dataclass

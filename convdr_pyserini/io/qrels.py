@@ -7,7 +7,7 @@ from typing import Iterable, Iterator, NamedTuple
 
 from ..errors import InvalidInput
 from .atomic import PathLike, atomic_output
-from .text import read_lines
+from .text import read_lines, read_query_table
 
 QRELS_COLUMNS = 4
 
@@ -54,6 +54,9 @@ class Qrels:
         """Read a TREC qrels file strictly; every problem is listed in the `InvalidInput` raised
         (including a document graded twice with different grades, and an empty file)."""
         path = Path(path)
+        fast = read_query_table(path, QRELS_COLUMNS, 3, int)  # a well-formed file, read a block at a time
+        if fast is not None:
+            return cls(fast, str(path), path)
         problems: list[str] = []
         judgments: dict[str, dict[str, int]] = {}
         first_line: dict[tuple[str, str], int] = {}

@@ -5,6 +5,10 @@ written twice gives the same bytes. Reading is strict: every malformed line is r
 lists them all), and a score that is not a finite number, a docid repeated within a query, a query id not
 in the given topics, a BOM or binary data are refused rather than silently changing a ranking.
 
+A run read from a file is held as the `{query_id: {docid: score}}` dicts that ir_measures scores (`ScoredHits`),
+parsed a block of lines at a time; a query's ranked list is built only when asked for. A file that is not
+well-formed is read again line by line to report every problem with its line number.
+
 A search's hits can stay in arrays (`HitArrays`: docid row numbers and float32 scores) up to the file: the
 (docid, score) lists are built only for the queries a caller looks at, and `Run.write` formats trec lines
 from the arrays without them, byte for byte as it formats the lists.
@@ -16,7 +20,6 @@ import math
 import platform
 from collections import abc
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from ..errors import InvalidInput, UserError, writing
 from .atomic import PathLike, atomic_output
-from .text import read_lines
+from .text import read_lines, read_query_table
 
 FORMATS = ("trec", "msmarco", "openmatch")
 TREC_COLUMNS = 6  # qid Q0 docid rank score tag
@@ -87,6 +90,9 @@ class HitArrays(abc.Mapping):
             self._lists[query_id] = found
         return found
 
+    def __contains__(self, query_id) -> bool:
+        return query_id in self._position
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.query_ids)
 
@@ -104,6 +110,50 @@ class HitArrays(abc.Mapping):
                                 for query_id in self.query_ids[first:last]
                                 for rank, (docid, score) in enumerate(self[query_id], 1)).encode("utf-8")
             yield chunk
+
+
+class ScoredHits(abc.Mapping):
+    """Hits of many queries held as `{query_id: {docid: score}}` (`by_query`, a run file as read): a query's
+    ranked (docid, score) list is built on first access and kept."""
+
+    def __init__(self, by_query: dict[str, dict[str, float]]):
+        self.by_query = by_query
+        self._lists: dict[str, list[Hit]] = {}
+        self._docids: set[str] | None = None
+
+    def docids(self) -> set[str]:
+        """The distinct docids of all queries (kept: the dicts are not changed)."""
+        if self._docids is None:
+            self._docids = set().union(*self.by_query.values())
+        return self._docids
+
+    def __getitem__(self, query_id: str) -> list[Hit]:
+        found = self._lists.get(query_id)
+        if found is None:
+            found = self._lists[query_id] = ranked(self.by_query[query_id].items())
+        return found
+
+    def __contains__(self, query_id) -> bool:
+        return query_id in self.by_query
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_query)
+
+    def __len__(self) -> int:
+        return len(self.by_query)
+
+
+def _read_trec_fast(path: Path, topics: Collection[str] | None) -> dict[str, dict[str, float]] | None:
+    """`{query_id: {docid: score}}` of a trec run file in which every line is well-formed (six columns, a finite
+    score, no docid twice in a query, every query id in `topics`, no blank line), read a block at a time
+    (`read_query_table`); None for any other file (msmarco, empty, or with a problem: `Run.read` then reads it
+    line by line and reports every problem)."""
+    found = read_query_table(path, TREC_COLUMNS, 4, float)
+    if found is None or not all(all(map(math.isfinite, hits.values())) for hits in found.values()):
+        return None
+    if topics is not None and not all(map(topics.__contains__, found)):
+        return None
+    return found
 
 
 def _nul_padded(texts: Sequence[bytes]) -> np.ndarray:
@@ -221,6 +271,9 @@ class Run:
         With `topics` (query ids), a query id outside them is a problem too.
         """
         path = Path(path)
+        fast = _read_trec_fast(path, topics)
+        if fast is not None:
+            return cls(ScoredHits(fast), name=name or path.name, path=path, sources=(path,))
         problems: list[str] = []
         found: dict[str, dict[str, float]] = {}
         first_line: dict[tuple[str, str], int] = {}
@@ -258,10 +311,15 @@ class Run:
         return self.hits.items()
 
     def scores(self) -> dict[str, dict[str, float]]:
-        """`{query_id: {docid: score}}`, the shape ir_measures and trec_eval tools take."""
+        """`{query_id: {docid: score}}`, the shape ir_measures and trec_eval tools take (for a run read from a file,
+        its own dicts: read them, do not change them)."""
+        if isinstance(self.hits, ScoredHits):
+            return dict(self.hits.by_query)
         return {query_id: dict(found) for query_id, found in self.hits.items()}
 
     def docids(self) -> set[str]:
+        if isinstance(self.hits, ScoredHits):
+            return set(self.hits.docids())
         return {docid for found in self.hits.values() for docid, _ in found}
 
     def ranked_docids(self) -> dict[str, list[str]]:
@@ -271,6 +329,8 @@ class Run:
     def counts(self) -> dict[str, int]:
         if isinstance(self.hits, HitArrays):
             per_query = self.hits.counts.tolist()
+        elif isinstance(self.hits, ScoredHits):
+            per_query = list(map(len, self.hits.by_query.values()))
         else:
             per_query = [len(found) for found in self.hits.values()]
         return {"queries": len(per_query), "hits": sum(per_query), "queries_without_hits": per_query.count(0)}
@@ -355,6 +415,8 @@ def write_sidecar(run_path: PathLike, params: Mapping, inputs: Iterable[PathLike
 
 def package_versions() -> dict[str, str]:
     """Versions of Python, this package and the libraries a run depends on (absent ones left out)."""
+    from importlib import metadata
+
     from .._version import __version__
 
     versions = {"python": platform.python_version(), "convdr_pyserini": __version__}

@@ -16,10 +16,11 @@ from typing import Iterator, Mapping, NamedTuple, Optional
 
 from ..errors import UserError
 from .atomic import PathLike
-from .text import read_lines, visible
+from .text import COMPRESSED_SUFFIXES, plain_name, read_lines, visible
 
 CAST_QUERY_ID = re.compile(r"^(\d+)_(\d+)$")
-TOPIC_FILE_SUFFIXES = (".tsv", ".txt", ".json", ".jsonl", ".queries")
+TOPIC_FILE_SUFFIXES = tuple(base + compressed for base in (".tsv", ".txt", ".json", ".jsonl", ".queries")
+                            for compressed in ("", *COMPRESSED_SUFFIXES))
 REWRITE_HEADER = ("id", "query")
 
 
@@ -139,7 +140,7 @@ class Rewrites(Mapping[str, str]):
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return Path(plain_name(self.path)).stem
 
     def describe(self) -> dict:
         return {"file": str(self.path), "name": self.path.name, "sha256": self.sha256, "rewrites": len(self.texts)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..encode.inputs import CONVERSATIONAL_MODES
+from ..encode.inputs import CONVERSATIONAL_MODES, TRUNCATIONS
 from ..errors import UserError
 from ..index import faiss_io
 from ..io.runs import HitArrays, Run
@@ -316,6 +317,11 @@ class DenseRetriever:
 
         self.index = [Path(index)] if isinstance(index, (str, Path)) else [Path(path) for path in index]
         self.device = resolve_device(device)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"{{batch_size}} must be a positive integer, got {batch_size!r}", "batch_size")
+        if truncate not in (None, *TRUNCATIONS):
+            raise UserError(f"{{truncate}} must be {' or '.join(TRUNCATIONS)}, not {truncate!r}", "truncate")
+        self._check_encoder(encoder)
         self.batch_size = int(batch_size)
         self.truncate, self.max_concat_length = truncate, max_concat_length
         self.searcher = searcher or DenseSearcher(self.index, device=self.device, verify=verify, nprobe=nprobe,
@@ -323,6 +329,14 @@ class DenseRetriever:
         self.encoder_spec = encoder
         self.all_topics = bool(all_topics)
         self._encoders: dict = {}
+
+    @staticmethod
+    def _check_encoder(encoder) -> None:
+        """An unknown card, or a folder without a model, fails when the retriever is built, not at its first search."""
+        if isinstance(encoder, (str, os.PathLike)):
+            from ..encode import resolve_card
+
+            resolve_card(encoder)
 
     @property
     def name(self) -> str:
@@ -437,6 +451,13 @@ class ConvDRRetriever(DenseRetriever):
         if not any(path.is_dir() for path in self.folds.glob("fold-*")):
             raise UserError(f"{self.folds} holds no fold-K model folder (expected the output of `train --cv K`)")
         super().__init__(index, encoder=str(self.folds), **options)
+
+    def _check_encoder(self, encoder) -> None:
+        """Each fold folder must hold a model (its card resolves), before any is loaded."""
+        from ..encode import resolve_card
+
+        for fold in sorted(path for path in Path(encoder).glob("fold-*") if path.is_dir()):
+            resolve_card(fold)
 
     @property
     def name(self) -> str:
