@@ -49,7 +49,7 @@ browser:
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# docs/full-scale.md run verbatim on miniature inputs (about 15 minutes on 2 cores; CI runs it)
+# docs/full-scale.md run verbatim on miniature inputs (7 minutes on 2 idle cores; CI runs it)
 test-guide: $(STAMP)
 	$(PY) -m pytest -q -m slow tests/test_full_scale.py
 

@@ -1,6 +1,6 @@
 """The full-scale guide as a dress rehearsal: every shell block of docs/full-scale.md runs verbatim, in order, on
 miniature inputs in the original formats (tests/miniature.py), on the CPU, and ends in the three reproduction
-tables, with every condition run and none skipped. About 15 minutes on 2 cores: `make test-guide` (CI runs it)."""
+tables, with every condition run and none skipped. 7 minutes on 2 idle cores: `make test-guide` (CI runs it)."""
 from __future__ import annotations
 
 import os
