@@ -189,6 +189,18 @@ def test_cv_routes_each_fold_to_its_model(tmp_path, small_index):
     del sidecar["encoder_input"]
     no_res.with_name("no_res.trec.json").write_text(json.dumps(sidecar))
     assert encoder_inputs(Run.read(no_res), load_topics(MINI)) == (shown, note)
+    # a single fold model whose card records its training scores its held-out topics only, unless --all-topics
+    import yaml
+
+    card = {"name": "fold-1", "architecture": "rdot_nll", "lowercase": True, "truncate": "convdr",
+            "training": {"topics": MINI, "cv": 5, "fold": 1, "heldout_topics": [86, 87, 88, 89, 90]}}
+    (cv / "fold-1" / "encoder.yaml").write_text(yaml.safe_dump(card), encoding="utf-8")
+    single = [*base, "--encoder", str(cv / "fold-1")]
+    assert search_main([*single, "--output", str(tmp_path / "held.trec")]) == 0
+    assert {qid.split("_")[0] for qid in read_run(tmp_path / "held.trec")} == {"86", "87", "88", "89", "90"}
+    assert search_main([*single, "--all-topics", "--output", str(tmp_path / "all.trec")]) == 0
+    assert len(read_run(tmp_path / "all.trec")) == 216
+    assert search_main([*base[:6], "--bm25", "--all-topics", "--output", str(tmp_path / "b.trec")]) == 2
     import shutil
 
     shutil.rmtree(cv / "fold-3")
